@@ -1,0 +1,1 @@
+"""warroom: the Slack edge, the terminal shell, the scheduler and the outbox."""

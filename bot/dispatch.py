@@ -1,0 +1,108 @@
+"""The one way in: every edge (Slack, shell, rehearsal, scheduler) runs commands through here.
+
+A command runs in one transaction with the launch, the acting user and `now`;
+a CommandError rolls it back (nothing stored, nothing posted) and becomes the
+actor's ephemeral reply; a refusal (wrong role) is also written to the audit trail.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+import commands.families  # noqa: F401  (registers the families)
+from bot.config import Config
+from commands.clock import Clock
+from commands.context import Context, Result, note_activity, record
+from commands.errors import CommandError, Refused
+from commands.registry import ACTIONS, SLASH, VIEWS
+from commands.setup import launch_for_channel
+from db.models import Launch
+from db.session import transaction
+
+log = logging.getLogger("warroom.dispatch")
+MAX_COMMAND_TEXT = 4000
+RETRIES_ON_CONFLICT = 3
+
+
+@dataclass
+class Dispatcher:
+    engine: Engine
+    config: Config
+    clock: Clock
+    on_commit: Callable[[], None] = lambda: None  # wakes the outbox
+
+    def run(self, user: str, channel: str | None, fn: Callable[[Context], Result], what: str) -> Result:
+        """Run fn in a transaction; errors become replies; lost races are retried."""
+        for attempt in range(RETRIES_ON_CONFLICT):
+            try:
+                with transaction(self.engine) as session:
+                    now = self.clock.now()
+                    launch = launch_for_channel(session, self.config, channel, now)
+                    ctx = Context(session=session, now=now, config=self.config, user=user, launch=launch,
+                                  channel=channel)
+                    result = fn(ctx)
+                    note_activity(ctx)
+                self.on_commit()
+                return result
+            except Refused as refusal:
+                self._record_refusal(user, channel, refusal, what)
+                return Result(reply=refusal.reply)
+            except CommandError as error:
+                return Result(reply=error.reply)
+            except (IntegrityError, OperationalError) as exc:
+                # a concurrent writer won a race (unique number, serialization): try again from scratch
+                log.warning("retrying after a write conflict", extra={"what": what, "error": type(exc).__name__})
+                if attempt == RETRIES_ON_CONFLICT - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _record_refusal(self, user: str, channel: str | None, refusal: Refused, what: str) -> None:
+        with transaction(self.engine) as session:
+            now = self.clock.now()
+            launch = launch_for_channel(session, self.config, channel, now)
+            ctx = Context(session=session, now=now, config=self.config, user=user, launch=launch, channel=channel)
+            record(ctx, "command.refused", command=refusal.command, reason=refusal.message, attempted=what[:500])
+
+    def slash(self, name: str, text: str, user: str, channel: str | None) -> Result:
+        command = SLASH.get(name)
+        if command is None:
+            return Result(reply=f"`{name[:40]}` is not a warroom command. Try /warroom help.")
+        if len(text) > MAX_COMMAND_TEXT:
+            return Result(reply=f"That command is {len(text)} characters long; keep it under {MAX_COMMAND_TEXT}.\n"
+                                f"Usage: {command.usage}")
+        return self.run(user, channel, lambda ctx: command.handler(ctx, text.strip()), f"{name} {text}")
+
+    def action(self, action_id: str, value: str, user: str, channel: str | None) -> Result:
+        handler = ACTIONS.get(action_id)
+        if handler is None:
+            return Result(reply="That button is not one warroom knows.")
+        if len(value) > 200:
+            return Result(reply="That button's value is not one warroom knows.")
+        return self.run(user, channel, lambda ctx: handler(ctx, value), f"button {action_id} {value}")
+
+    def view(self, callback_id: str, values: dict[str, str], user: str, channel: str | None) -> Result:
+        handler = VIEWS.get(callback_id)
+        if handler is None:
+            return Result(reply="That form is not one warroom knows.")
+        return self.run(user, channel, lambda ctx: handler(ctx, values), f"view {callback_id}")
+
+    def tick(self, fn: Callable[[Context], Any], *, launch_id: int | None = None, actor: str = "warroom") -> Any:
+        """Scheduler work in its own transaction, with the same context commands get."""
+        with transaction(self.engine) as session:
+            now = self.clock.now()
+            launch = (session.get(Launch, launch_id) if launch_id is not None else None) or launch_for_channel(
+                session, self.config, None, now)
+            ctx = Context(session=session, now=now, config=self.config, user=actor, launch=launch)
+            out = fn(ctx)
+        self.on_commit()
+        return out
+
+
+def describe(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={str(v)[:40]}" for k, v in values.items())

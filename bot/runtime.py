@@ -1,0 +1,60 @@
+"""Everything a running bot is made of, put together once: settings, database, clock,
+the dispatcher (the way in), the outbox (the way out) and the scheduler."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from bot.config import Config, Env, load_config
+from bot.dispatch import Dispatcher
+from bot.outbox import Outbox, Transport
+from bot.scheduler import Scheduler
+from commands.clock import Clock, SystemClock
+from commands.setup import ensure_launch
+from db.session import make_engine, migrate, transaction
+
+log = logging.getLogger("warroom")
+
+
+@dataclass
+class Runtime:
+    env: Env
+    config: Config
+    engine: Engine
+    clock: Clock
+    dispatcher: Dispatcher
+    outbox: Outbox
+    scheduler: Scheduler
+    started: bool = field(default=False)
+
+    def start(self) -> None:
+        self.outbox.start()
+        self.scheduler.start()
+        self.started = True
+
+    def stop(self) -> None:
+        if self.started:
+            self.scheduler.stop()
+            self.outbox.stop()
+            self.started = False
+        self.engine.dispose()
+
+
+def build_runtime(env: Env, transport: Transport, *, config: Config | None = None, clock: Clock | None = None,
+                  engine: Engine | None = None, rehearsal: bool = False, scheduler_interval: float = 1.0,
+                  outbox_workers: int = 8, outbox_pace_s: float = 1.0) -> Runtime:
+    """Migrate the database, make sure the launch exists, and wire the parts (not started)."""
+    config = config or load_config(env.config_path)
+    clock = clock or SystemClock()
+    engine = engine or make_engine(env.database_url)
+    migrate(engine)
+    with transaction(engine) as session:
+        ensure_launch(session, config, clock.now(), rehearsal=rehearsal)
+    outbox = Outbox(engine, transport, clock, workers=outbox_workers, pace_s=outbox_pace_s)
+    dispatcher = Dispatcher(engine=engine, config=config, clock=clock, on_commit=outbox.wake)
+    scheduler = Scheduler(dispatcher, interval=scheduler_interval)
+    return Runtime(env=env, config=config, engine=engine, clock=clock, dispatcher=dispatcher, outbox=outbox,
+                   scheduler=scheduler)

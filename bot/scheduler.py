@@ -1,0 +1,90 @@
+"""Waking up for due work. The database says what is due; APScheduler only wakes us.
+
+Every deadline is a Timer row. A pass selects the due ones and, for each, in one
+transaction, claims it (`UPDATE timer SET done_at = now WHERE id = … AND done_at
+IS NULL`) and does its work: a crash rolls both back, a second replica's claim
+matches no row. What fell due while the bot was down is done at the next pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from bot.dispatch import Dispatcher
+from commands.context import Context
+from commands.registry import TIMERS
+from db.models import Timer
+
+log = logging.getLogger("warroom.scheduler")
+BATCH = 500
+
+
+def due_timers(dispatcher: Dispatcher, now: datetime) -> list[tuple[int, int]]:
+    with Session(dispatcher.engine) as session:
+        rows = session.exec(
+            select(Timer.id, Timer.launch_id).where(Timer.done_at.is_(None), Timer.due_at <= now)  # type: ignore[union-attr]
+            .order_by(Timer.due_at, Timer.id).limit(BATCH)  # type: ignore[arg-type]
+        ).all()
+        session.rollback()
+    return [(r[0], r[1]) for r in rows]
+
+
+def run_due(dispatcher: Dispatcher) -> int:
+    """One pass over due work. Returns how many timers this process claimed and ran."""
+    done = 0
+    for timer_id, launch_id in due_timers(dispatcher, dispatcher.clock.now()):
+        try:
+            if dispatcher.tick(lambda ctx, tid=timer_id: _claim_and_run(ctx, tid), launch_id=launch_id):
+                done += 1
+        except Exception:
+            log.exception("timer failed", extra={"timer_id": timer_id})
+    return done
+
+
+def _claim_and_run(ctx: Context, timer_id: int) -> bool:
+    won = ctx.session.exec(  # type: ignore[call-overload]
+        update(Timer).where(Timer.id == timer_id, Timer.done_at.is_(None), Timer.due_at <= ctx.now)  # type: ignore[union-attr]
+        .values(done_at=ctx.now)
+    ).rowcount
+    if won != 1:
+        return False
+    timer = ctx.session.get(Timer, timer_id)
+    assert timer is not None
+    ctx.session.refresh(timer)
+    handler = TIMERS.get(timer.kind)
+    if handler is None:
+        log.error("no handler for timer kind", extra={"kind": timer.kind, "timer_id": timer_id})
+        return True
+    handler(ctx, timer)
+    return True
+
+
+class Scheduler:
+    """APScheduler wakes `run_due` every `interval` seconds (due work is acted on within 2 s)."""
+
+    def __init__(self, dispatcher: Dispatcher, *, interval: float = 1.0) -> None:
+        self.dispatcher = dispatcher
+        self._scheduler = BackgroundScheduler(timezone="UTC")
+        self._scheduler.add_job(self._pass, "interval", seconds=interval, id="due-work", max_instances=1,
+                                coalesce=True, misfire_grace_time=None)
+
+    def _pass(self) -> None:
+        started = time.monotonic()
+        n = run_due(self.dispatcher)
+        if n:
+            log.info("timers run", extra={"count": n, "ms": round((time.monotonic() - started) * 1000, 1)})
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def wakeup(self) -> None:
+        self._scheduler.wakeup()
+
+    def stop(self) -> None:
+        self._scheduler.shutdown(wait=False)

@@ -1,0 +1,137 @@
+"""The Bolt app: listeners that parse what Slack sent, call the dispatcher, and ack.
+
+Nothing here posts to a channel: commands write outbox rows and the outbox posts.
+The only Web API calls made here are the ones that cannot wait: `views.open`
+(a trigger id lives 3 s) and ephemeral replies to button clicks (response_url).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from slack_bolt import Ack, App, BoltResponse, Respond
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk import WebClient
+from sqlalchemy.exc import IntegrityError
+
+from bot.dispatch import Dispatcher
+from commands.registry import ACTIONS, SLASH, VIEWS
+from db.models import Activity, Launch, SeenRequest
+from db.session import transaction
+
+log = logging.getLogger("warroom.slack")
+SEEN_KEEP = timedelta(hours=1)
+
+
+def auth_test(client: WebClient, attempts: int = 5) -> dict[str, Any]:
+    """Who the bot is, asked of SLACK_API_URL once at start-up (retried while Slack is unreachable)."""
+    for attempt in range(attempts):
+        try:
+            return dict(client.auth_test().data)  # type: ignore[arg-type]
+        except Exception as exc:
+            if attempt == attempts - 1:
+                raise
+            log.warning("auth.test failed; retrying", extra={"error": type(exc).__name__})
+            time.sleep(min(2**attempt, 10))
+    raise AssertionError("unreachable")
+
+
+def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: str, identity: dict[str, Any]) -> App:
+    def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id or identity.get("team_id"),
+                               bot_token=client.token, bot_id=identity.get("bot_id"),
+                               bot_user_id=identity.get("user_id"))
+
+    app = App(signing_secret=signing_secret, client=client, authorize=authorize, process_before_response=True,
+              request_verification_enabled=True, url_verification_enabled=True)
+    replies = ThreadPoolExecutor(max_workers=4, thread_name_prefix="respond")
+
+    @app.middleware
+    def once_per_event(body: dict[str, Any], next: Any) -> BoltResponse | None:  # noqa: A002
+        """Slack retries events it thinks were lost (X-Slack-Retry-Num): act on each event id once."""
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id and not _first_time(dispatcher, f"event:{event_id}"):
+            return BoltResponse(status=200, body="")
+        return next()
+
+    def on_command(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        result = dispatcher.slash(body.get("command", ""), body.get("text") or "", body.get("user_id", ""),
+                                  body.get("channel_id"))
+        if result.modal is not None:
+            ack()
+            client.views_open(trigger_id=body.get("trigger_id", ""), view=result.modal)
+            return
+        ack(response_type="ephemeral", text=result.reply or "Done.")
+
+    for name in SLASH:
+        app.command(name)(on_command)
+
+    def on_action(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        action = (body.get("actions") or [{}])[0]
+        value = action.get("value") or (action.get("selected_option") or {}).get("value") or ""
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        result = dispatcher.action(action.get("action_id", ""), str(value), (body.get("user") or {}).get("id", ""),
+                                   channel)
+        if result.reply and body.get("response_url"):
+            replies.submit(_respond_quietly, respond, result.reply)
+
+    for action_id in ACTIONS:
+        app.action(action_id)(on_action)
+
+    def on_view(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        values = {block: next(iter(actions.values()), {}) for block, actions in
+                  ((view.get("state") or {}).get("values") or {}).items() if isinstance(actions, dict)}
+        flat = {block: str(v.get("value") or (v.get("selected_option") or {}).get("value") or "")
+                for block, v in values.items() if isinstance(v, dict)}
+        result = dispatcher.view(view.get("callback_id", ""), flat, (body.get("user") or {}).get("id", ""), None)
+        if result.view_errors:
+            ack(response_action="errors", errors=result.view_errors)
+        else:
+            ack()
+
+    for callback_id in VIEWS:
+        app.view(callback_id)(on_view)
+
+    @app.event("message")
+    def on_message(event: dict[str, Any]) -> None:
+        """Operator engagement: people writing in a war room."""
+        user, channel = event.get("user"), event.get("channel")
+        if not user or event.get("bot_id") or event.get("subtype"):
+            return
+        from sqlmodel import select
+
+        with transaction(dispatcher.engine) as session:
+            launch = session.exec(select(Launch).where(Launch.war_room == channel)).first()
+            if launch is not None:
+                session.add(Activity(launch_id=launch.id, user_id=user, at=dispatcher.clock.now(), source="message"))
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
+        log.error("listener failed", extra={"error": type(error).__name__, "type": body.get("type")}, exc_info=error)
+        return BoltResponse(status=200, body="Sorry, warroom hit an error; nothing was changed. Try again.")
+
+    return app
+
+
+def _first_time(dispatcher: Dispatcher, key: str) -> bool:
+    now = dispatcher.clock.now()
+    try:
+        with transaction(dispatcher.engine) as session:
+            if session.get(SeenRequest, key) is not None:
+                return False
+            session.add(SeenRequest(key=key, seen_at=now))
+        return True
+    except IntegrityError:
+        return False
+
+
+def _respond_quietly(respond: Respond, text: str) -> None:
+    try:
+        respond(text=text, response_type="ephemeral", replace_original=False)
+    except Exception as exc:  # an ephemeral note is not worth failing over
+        log.warning("ephemeral reply failed", extra={"error": type(exc).__name__})

@@ -1,0 +1,59 @@
+"""Arming and cancelling an incident's clocks (the due work itself is in commands/escalation.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import select
+
+from commands.context import Context
+from db.models import Incident, Timer
+
+PLAN_WITHIN = timedelta(minutes=15)  # seed 000 §5: no Critical open 15 minutes without a plan
+
+
+def arm_incident_clocks(ctx: Context, incident: Incident) -> None:
+    """At declaration: the escalation clock of its severity, and for a Critical the plan check."""
+    severity = ctx.config.severity(incident.severity)
+    assert incident.id is not None and ctx.launch.id is not None
+    if isinstance(severity.ack_within, timedelta):
+        ctx.session.add(Timer(launch_id=ctx.launch.id, kind="escalation", subject_id=incident.id,
+                              due_at=ctx.now + severity.ack_within, created_at=ctx.now,
+                              payload={"level": 1, "severity": incident.severity}))
+    if incident.severity == "sev1":
+        ctx.session.add(Timer(launch_id=ctx.launch.id, kind="plan_check", subject_id=incident.id,
+                              due_at=ctx.now + PLAN_WITHIN, created_at=ctx.now, payload={}))
+
+
+def pending_timers(ctx: Context, incident: Incident, *kinds: str) -> list[Timer]:
+    return list(ctx.session.exec(
+        select(Timer).where(Timer.subject_id == incident.id, Timer.kind.in_(kinds),  # type: ignore[attr-defined]
+                            Timer.done_at.is_(None))  # type: ignore[union-attr]
+    ).all())
+
+
+def cancel_incident_clocks(ctx: Context, incident: Incident, *kinds: str, why: str) -> int:
+    """Stop the incident's pending clocks (acknowledged, resolved, re-armed)."""
+    timers = pending_timers(ctx, incident, *(kinds or ("escalation", "plan_check")))
+    for timer in timers:
+        timer.done_at = ctx.now
+        timer.payload = {**timer.payload, "cancelled": why}
+        ctx.session.add(timer)
+    return len(timers)
+
+
+def rearm_escalation(ctx: Context, incident: Incident) -> None:
+    """Severity changed: the clock restarts from its level with the new deadline, the stricter of the two."""
+    severity = ctx.config.severity(incident.severity)
+    pending = pending_timers(ctx, incident, "escalation")
+    current_due = min((t.due_at for t in pending if t.due_at is not None), default=None)
+    level = pending[0].payload.get("level", 1) if pending else incident.escalation_level + 1
+    cancel_incident_clocks(ctx, incident, "escalation", why="severity changed")
+    if incident.status != "open" or not isinstance(severity.ack_within, timedelta):
+        return
+    due = ctx.now + severity.ack_within
+    if current_due is not None and current_due < due:
+        due = current_due
+    assert ctx.launch.id is not None and incident.id is not None
+    ctx.session.add(Timer(launch_id=ctx.launch.id, kind="escalation", subject_id=incident.id, due_at=due,
+                          created_at=ctx.now, payload={"level": level, "severity": incident.severity}))

@@ -1,0 +1,298 @@
+"""`/incident`: declare, acknowledge, update, resolve, re-rate, re-own, list and show incidents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import select
+
+from commands.clocks import arm_incident_clocks, cancel_incident_clocks, rearm_escalation
+from commands.context import Context, Result, post, record, role_holder
+from commands.errors import CommandError, Refused
+from commands.parse import parse_incident_id, parse_severity, parse_user
+from commands.registry import action, slash, view
+from commands.render import render
+from db.models import Incident, Launch
+
+USAGE = (
+    "/incident sev1 <summary> [| impact: …] [| workaround: …]  ·  /incident ack INC-7  ·  "
+    "/incident update INC-7 <text>  ·  /incident resolve INC-7 [note]  ·  /incident sev INC-7 sev2  ·  "
+    "/incident owner INC-7 @user  ·  /incident list  ·  /incident show INC-7"
+)
+DECLARE_USAGE = "/incident sev1 <summary> (severity: sev1-sev4 or critical/high/medium/low)"
+MAX_SUMMARY = 500
+MAX_TEXT = 2000
+OPEN = ("open", "acknowledged")
+
+
+def incident_ref(incident: Incident) -> str:
+    return f"incident:{incident.id}"
+
+
+@dataclass(frozen=True)
+class Declaration:
+    severity: str
+    summary: str
+    impact: str = ""
+    workaround: str = ""
+    source: str | None = None
+
+
+def parse_declaration(severity_word: str, rest: str) -> Declaration:
+    severity = parse_severity(severity_word)
+    if severity is None:
+        raise CommandError(f"`{severity_word[:40]}` is not a severity.", DECLARE_USAGE)
+    parts = [p.strip() for p in rest.split("|")]
+    fields: dict[str, str] = {"summary": parts[0]}
+    for extra in parts[1:]:
+        key, _, value = extra.partition(":")
+        key = key.strip().lower()
+        if key not in ("impact", "workaround") or not value.strip():
+            raise CommandError(f"`{extra[:40]}` is not `impact: …` or `workaround: …`.", DECLARE_USAGE)
+        fields[key] = value.strip()
+    return validated(Declaration(severity=severity, **fields))
+
+
+def validated(decl: Declaration) -> Declaration:
+    if not decl.summary:
+        raise CommandError("An incident needs a summary.", DECLARE_USAGE)
+    if len(decl.summary) > MAX_SUMMARY:
+        raise CommandError(f"The summary is {len(decl.summary)} characters; keep it to {MAX_SUMMARY}.", DECLARE_USAGE)
+    for name in ("impact", "workaround"):
+        if len(getattr(decl, name)) > MAX_TEXT:
+            raise CommandError(f"The {name} is too long; keep it to {MAX_TEXT} characters.", DECLARE_USAGE)
+    return decl
+
+
+def declare(ctx: Context, decl: Declaration) -> Incident:
+    """Store the incident, queue its notification, start its clocks."""
+    launch_id = ctx.launch.id
+    severity = ctx.config.severity(decl.severity)
+    number = ctx.session.exec(  # type: ignore[call-overload]
+        update(Launch).where(Launch.id == launch_id).values(incident_seq=Launch.incident_seq + 1)
+        .returning(Launch.incident_seq)
+    ).scalar_one()
+    first_role = severity.escalate_to[0] if severity.escalate_to else None
+    owner = (role_holder(ctx.session, launch_id, first_role) if first_role else None) or ctx.user
+    incident = Incident(
+        launch_id=launch_id, number=number, severity=decl.severity, summary=decl.summary, impact=decl.impact,
+        workaround=decl.workaround, owner=owner, declared_by=ctx.user, declared_at=ctx.now,
+        next_update_at=ctx.now + severity.update_every, source=decl.source,
+    )
+    ctx.session.add(incident)
+    ctx.session.flush()
+    record(ctx, "incident.declared", incident_id=incident.id, number=number, severity=decl.severity,
+           summary=decl.summary, impact=decl.impact, workaround=decl.workaround, owner=owner, source=decl.source)
+    post(ctx, ctx.launch.war_room, "incident", kind="incident.notification", ref=incident_ref(incident),
+         **incident_values(ctx, incident))
+    arm_incident_clocks(ctx, incident)
+    return incident
+
+
+def incident_values(ctx: Context, incident: Incident) -> dict[str, Any]:
+    return {"incident": incident, "severity": ctx.config.severity(incident.severity)}
+
+
+def load(ctx: Context, token: str, usage: str = USAGE, *, lock: bool = True) -> Incident:
+    number = parse_incident_id(token, usage)
+    query = select(Incident).where(Incident.launch_id == ctx.launch.id, Incident.number == number)
+    incident = ctx.session.exec(query.with_for_update() if lock else query).first()
+    if incident is None:
+        raise CommandError(f"There is no INC-{number} in {ctx.launch.name}.", usage)
+    return incident
+
+
+def require_open(incident: Incident, what: str) -> None:
+    if incident.status == "resolved":
+        raise CommandError(f"INC-{incident.number} is already resolved; it cannot be {what}.")
+
+
+def require_owner_or_commander(ctx: Context, incident: Incident, command: str) -> None:
+    commander = role_holder(ctx.session, ctx.launch.id, "commander")
+    if ctx.user not in (incident.owner, commander):
+        raise Refused(
+            f"Only the owner of INC-{incident.number} ({render('who.j2', user=incident.owner)}) or the "
+            f"commander ({render('who.j2', user=commander)}) can do that.", command)
+
+
+def refresh_message(ctx: Context, incident: Incident) -> None:
+    """Show the incident's current state on its original message."""
+    post(ctx, ctx.launch.war_room, "incident", kind="incident.message_update", update_ref=incident_ref(incident),
+         **incident_values(ctx, incident))
+
+
+def thread(ctx: Context, incident: Incident, template: str, kind: str, **values: Any) -> None:
+    post(ctx, ctx.launch.war_room, template, kind=kind, thread_ref=incident_ref(incident),
+         **incident_values(ctx, incident), **values)
+
+
+def acknowledge(ctx: Context, incident: Incident) -> Result:
+    require_open(incident, "acknowledged")
+    if incident.acknowledged_at is not None:
+        return Result(reply=render("incident_already_acked.j2", incident=incident, tz=ctx.tz))
+    incident.status = "acknowledged"
+    incident.acknowledged_by = ctx.user
+    incident.acknowledged_at = ctx.now
+    ctx.session.add(incident)
+    cancelled = cancel_incident_clocks(ctx, incident, "escalation", why="acknowledged")
+    record(ctx, "incident.acknowledged", incident_id=incident.id, number=incident.number,
+           after_s=(ctx.now - incident.declared_at).total_seconds(), escalations_stopped=cancelled)
+    thread(ctx, incident, "incident_acked", "incident.acknowledged")
+    refresh_message(ctx, incident)
+    return Result(reply=f"You acknowledged INC-{incident.number}.")
+
+
+def resolve(ctx: Context, incident: Incident, note: str) -> Result:
+    require_open(incident, "resolved")
+    require_owner_or_commander(ctx, incident, "/incident resolve")
+    if len(note) > MAX_TEXT:
+        raise CommandError(f"The note is too long; keep it to {MAX_TEXT} characters.")
+    incident.status = "resolved"
+    incident.resolved_by = ctx.user
+    incident.resolved_at = ctx.now
+    incident.resolution = note
+    incident.next_update_at = None
+    ctx.session.add(incident)
+    cancel_incident_clocks(ctx, incident, "escalation", "plan_check", why="resolved")
+    record(ctx, "incident.resolved", incident_id=incident.id, number=incident.number, note=note,
+           after_s=(ctx.now - incident.declared_at).total_seconds())
+    thread(ctx, incident, "incident_resolved", "incident.resolved")
+    refresh_message(ctx, incident)
+    return Result(reply=f"You resolved INC-{incident.number}.")
+
+
+def add_update(ctx: Context, incident: Incident, text: str) -> Result:
+    require_open(incident, "updated")
+    if not text:
+        raise CommandError("An update needs text.", "/incident update INC-7 <text>")
+    if len(text) > MAX_TEXT:
+        raise CommandError(f"The update is {len(text)} characters; keep it to {MAX_TEXT}.", "/incident update INC-7 <text>")
+    severity = ctx.config.severity(incident.severity)
+    incident.last_update_at = ctx.now
+    incident.next_update_at = ctx.now + severity.update_every
+    ctx.session.add(incident)
+    cancel_incident_clocks(ctx, incident, "plan_check", why="update posted")
+    record(ctx, "incident.updated", incident_id=incident.id, number=incident.number, text=text)
+    thread(ctx, incident, "incident_update", "incident.updated", text=text)
+    refresh_message(ctx, incident)
+    return Result(reply=f"Update posted in INC-{incident.number}'s thread.")
+
+
+def change_severity(ctx: Context, incident: Incident, word: str) -> Result:
+    usage = "/incident sev INC-7 sev2"
+    new = parse_severity(word)
+    if new is None:
+        raise CommandError(f"`{word[:40]}` is not a severity.", usage)
+    require_open(incident, "re-rated")
+    require_owner_or_commander(ctx, incident, "/incident sev")
+    if new == incident.severity:
+        return Result(reply=f"INC-{incident.number} is already {ctx.config.severity(new).name}.")
+    old = incident.severity
+    incident.severity = new
+    ctx.session.add(incident)
+    record(ctx, "incident.severity_changed", incident_id=incident.id, number=incident.number, before=old, after=new)
+    if incident.acknowledged_at is None:
+        rearm_escalation(ctx, incident)
+    thread(ctx, incident, "incident_severity", "incident.severity_changed",
+           before=ctx.config.severity(old), after=ctx.config.severity(new))
+    refresh_message(ctx, incident)
+    return Result(reply=f"INC-{incident.number} is now {ctx.config.severity(new).name}.")
+
+
+def change_owner(ctx: Context, incident: Incident, user_token: str) -> Result:
+    user = parse_user(user_token, "/incident owner INC-7 @user")
+    require_open(incident, "re-assigned")
+    if user == incident.owner:
+        return Result(reply=f"{render('who.j2', user=user)} already owns INC-{incident.number}.")
+    before = incident.owner
+    incident.owner = user
+    ctx.session.add(incident)
+    record(ctx, "incident.owner_changed", incident_id=incident.id, number=incident.number, before=before, after=user)
+    thread(ctx, incident, "incident_owner", "incident.owner_changed", before=before)
+    refresh_message(ctx, incident)
+    return Result(reply=f"INC-{incident.number} is now owned by {render('who.j2', user=user)}.")
+
+
+def list_open(ctx: Context) -> Result:
+    incidents = ctx.session.exec(
+        select(Incident).where(Incident.launch_id == ctx.launch.id, Incident.status.in_(OPEN))  # type: ignore[attr-defined]
+        .order_by(Incident.severity, Incident.number)
+    ).all()
+    return Result(reply=render("incident_list.j2", incidents=incidents, severities=ctx.config.severities,
+                               now=ctx.now, tz=ctx.tz))
+
+
+def show(ctx: Context, incident: Incident) -> Result:
+    from db.models import AuditEvent
+
+    events = ctx.session.exec(
+        select(AuditEvent).where(AuditEvent.incident_id == incident.id).order_by(AuditEvent.ts, AuditEvent.id)
+    ).all()
+    return Result(reply=render("incident_show.j2", incident=incident, events=events,
+                               severity=ctx.config.severity(incident.severity), now=ctx.now, tz=ctx.tz))
+
+
+def declare_modal(ctx: Context) -> Result:
+    from commands.render import render_blocks
+
+    return Result(modal=render_blocks("incident_declare_modal.json.j2", severities=ctx.config.severities)[0])
+
+
+@slash("/incident", usage=USAGE, summary="declare and work incidents (sev1-sev4)")
+def incident_command(ctx: Context, text: str) -> Result:
+    words = text.split(None, 1)
+    if not words:
+        return declare_modal(ctx)
+    verb, rest = words[0].lower(), (words[1] if len(words) > 1 else "").strip()
+    if parse_severity(verb):
+        incident = declare(ctx, parse_declaration(verb, rest))
+        return Result(reply=f"Declared INC-{incident.number}; the war room has been told.")
+    if verb == "list" and not rest:
+        return list_open(ctx)
+    handlers = {
+        "ack": lambda inc, arg: acknowledge(ctx, inc),
+        "update": lambda inc, arg: add_update(ctx, inc, arg),
+        "resolve": lambda inc, arg: resolve(ctx, inc, arg),
+        "sev": lambda inc, arg: change_severity(ctx, inc, arg),
+        "owner": lambda inc, arg: change_owner(ctx, inc, arg),
+        "show": lambda inc, arg: show(ctx, inc),
+    }
+    if verb not in handlers:
+        raise CommandError(f"`{verb[:40]}` is not a severity or an /incident subcommand.", USAGE)
+    id_token, _, arg = rest.partition(" ")
+    if not id_token:
+        raise CommandError(f"`/incident {verb}` needs an incident id.", USAGE)
+    arg = arg.strip()
+    if verb in ("ack", "show") and arg:
+        raise CommandError(f"`/incident {verb}` takes only an incident id.", USAGE)
+    if verb in ("sev", "owner") and not arg:
+        raise CommandError(f"`/incident {verb}` needs a value after the id.", USAGE)
+    return handlers[verb](load(ctx, id_token, lock=verb != "show"), arg)
+
+
+@action("incident_ack")
+def ack_button(ctx: Context, value: str) -> Result:
+    return acknowledge(ctx, load(ctx, value))
+
+
+@action("incident_resolve")
+def resolve_button(ctx: Context, value: str) -> Result:
+    return resolve(ctx, load(ctx, value), "")
+
+
+@view("incident_declare")
+def declare_submitted(ctx: Context, values: dict[str, str]) -> Result:
+    severity = parse_severity(values.get("severity", ""))
+    decl = Declaration(severity=severity or "", summary=values.get("summary", "").strip(),
+                       impact=values.get("impact", "").strip(), workaround=values.get("workaround", "").strip())
+    if severity is None:
+        return Result(view_errors={"severity": "Choose a severity."})
+    try:
+        decl = validated(decl)
+    except CommandError as exc:
+        field = "summary" if "summary" in exc.message else ("impact" if "impact" in exc.message else "workaround")
+        return Result(view_errors={field: exc.message})
+    incident = declare(ctx, decl)
+    return Result(reply=f"Declared INC-{incident.number}.")

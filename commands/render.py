@@ -1,0 +1,95 @@
+"""Templates own the words. The environment escapes every value for Slack mrkdwn once, for all.
+
+`&`, `<` and `>` in any value become `&amp;`, `&lt;`, `&gt;` (nothing else: quotes
+stay quotes), so no user text can ping `<!channel>` or link anywhere. Intended
+markup (a mention of a known user id, a date token) is built by the `mention`
+and `slack_date` filters, which return it marked safe.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from commands.parse import USER_ID, format_duration
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEXT_LIMIT = 3000  # Block Kit text object limit
+
+
+def slack_escape(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _finalize(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, Markup):
+        return str(value)
+    return slack_escape(str(value))
+
+
+def _mention(user: str | None) -> Markup | str:
+    if user and USER_ID.match(user):
+        return Markup(f"<@{user}>")
+    return "nobody"
+
+
+def _json(value: Any) -> Markup:
+    """A JSON string literal of an escaped value (Markup passes through unescaped)."""
+    if isinstance(value, Markup):
+        return Markup(json.dumps(str(value), ensure_ascii=False))
+    if isinstance(value, str):
+        return Markup(json.dumps(slack_escape(value), ensure_ascii=False))
+    return Markup(json.dumps(value, ensure_ascii=False))
+
+
+def _hhmm(value: datetime | None, tz: str = "UTC") -> str:
+    if value is None:
+        return "--:--"
+    return value.astimezone(ZoneInfo(tz)).strftime("%H:%M")
+
+
+def _duration(value: timedelta | float | None) -> str:
+    if value is None:
+        return "-"
+    if not isinstance(value, timedelta):
+        value = timedelta(seconds=value)
+    return format_duration(value)
+
+
+def _truncate(value: str, limit: int = 300) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        finalize=_finalize,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        autoescape=False,
+    )
+    env.filters.update(mention=_mention, json=_json, hhmm=_hhmm, duration=_duration, clip=_truncate)
+    return env
+
+
+def render(name: str, **values: Any) -> str:
+    """A text template -> mrkdwn, clipped to Slack's text limit."""
+    text = environment().get_template(name).render(**values).strip()
+    return text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 1] + "…"
+
+
+def render_blocks(name: str, **values: Any) -> list[dict[str, Any]]:
+    """A Block Kit template (`*.json.j2`) -> list of blocks."""
+    return json.loads(environment().get_template(name).render(**values))

@@ -1,0 +1,1 @@
+"""Storage: SQLModel models, engine and sessions, queries, migrations."""

@@ -1,0 +1,269 @@
+"""A Slack Web API stand-in on 127.0.0.1: records every call, answers like Slack, fails on demand.
+
+    standin = SlackStandin().start()
+    client = WebClient(token="xoxb-test", base_url=standin.api_url)
+    standin.fail("chat.postMessage", status=429, retry_after=1, times=3)
+    standin.fail("chat.postMessage", error="channel_not_found", channel="C0GONE")
+    standin.fail("chat.postMessage", delay=3)          # answers after the client gave up
+    standin.outage(seconds=60)                          # every method answers 503 until then
+
+It also serves `response_url` posts (/respond/…) and file uploads (/upload/…).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict[str, Any]
+    at: float
+    status: int = 200
+    response: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Fault:
+    method: str
+    status: int = 200
+    error: str | None = None
+    retry_after: float | None = None
+    delay: float = 0.0
+    channel: str | None = None
+    times: int | None = 1  # None: forever
+
+
+class SlackStandin:
+    def __init__(self, *, enforce_pacing: bool = False) -> None:
+        self.calls: list[Call] = []
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        self.uploads: dict[str, bytes] = {}
+        self.faults: list[Fault] = []
+        self.enforce_pacing = enforce_pacing
+        self._outage_until = 0.0
+        self._last_post: dict[str, float] = {}
+        self._lock = threading.RLock()
+        self._ts = 1_700_000_000.0
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self) -> SlackStandin:
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                status, headers, body = standin.handle(self.path, self.headers.get("Content-Type", ""), raw)
+                data = json.dumps(body).encode()
+                try:
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Type", "application/json; charset=utf-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_POST  # noqa: N815
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True, name="slack-standin").start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return self.base_url + "/api/"
+
+    # -- faults ----------------------------------------------------------
+    def fail(self, method: str, *, status: int = 200, error: str | None = None, retry_after: float | None = None,
+             delay: float = 0.0, channel: str | None = None, times: int | None = 1) -> None:
+        if retry_after is not None and status == 200:
+            status = 429
+        with self._lock:
+            self.faults.append(Fault(method, status, error, retry_after, delay, channel, times))
+
+    def outage(self, seconds: float) -> None:
+        self._outage_until = time.monotonic() + seconds
+
+    def end_outage(self) -> None:
+        self._outage_until = 0.0
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
+        self._outage_until = 0.0
+
+    # -- what happened ---------------------------------------------------
+    def calls_to(self, method: str, **match: Any) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method and c.status == 200 and c.response.get("ok")
+                    and all(c.args.get(k) == v for k, v in match.items())]
+
+    def posts(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Messages that landed (chat.postMessage answered ok), in order."""
+        return [c.args for c in self.calls_to("chat.postMessage") if channel is None or c.args.get("channel") == channel]
+
+    def attempts(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.messages.clear()
+            self.faults.clear()
+            self._last_post.clear()
+        self._outage_until = 0.0
+
+    # -- answering -------------------------------------------------------
+    def handle(self, path: str, content_type: str, raw: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
+        args = _parse(content_type, raw)
+        if path.startswith("/respond/"):
+            self._record(Call("response_url", args, time.time(), 200, {"ok": True}))
+            return 200, {}, {"ok": True}
+        if path.startswith("/upload/"):
+            self.uploads[path.rsplit("/", 1)[-1]] = raw
+            self._record(Call("upload", {"file_id": path.rsplit("/", 1)[-1], "bytes": len(raw)}, time.time(), 200,
+                              {"ok": True}))
+            return 200, {}, {"ok": True}
+        method = path.removeprefix("/api/").split("?")[0]
+        if time.monotonic() < self._outage_until:
+            self._record(Call(method, args, time.time(), 503, {}))
+            return 503, {}, {"ok": False, "error": "service_unavailable"}
+        fault = self._take_fault(method, args)
+        if fault is not None:
+            if fault.delay:
+                # the request landed; the answer comes too late for the client
+                response = self._answer(method, args)
+                self._record(Call(method, args, time.time(), 200, response))
+                time.sleep(fault.delay)
+                return 200, {}, response
+            if fault.status == 429:
+                self._record(Call(method, args, time.time(), 429, {}))
+                return 429, {"Retry-After": str(int(fault.retry_after or 1))}, {"ok": False, "error": "ratelimited"}
+            if fault.status >= 500:
+                self._record(Call(method, args, time.time(), fault.status, {}))
+                return fault.status, {}, {"ok": False, "error": "internal_error"}
+            response = {"ok": False, "error": fault.error or "unknown_error"}
+            self._record(Call(method, args, time.time(), 200, response))
+            return 200, {}, response
+        if method == "chat.postMessage" and self.enforce_pacing:
+            channel = str(args.get("channel"))
+            with self._lock:
+                last = self._last_post.get(channel, 0.0)
+                if time.monotonic() - last < 0.9:
+                    self._record(Call(method, args, time.time(), 429, {}))
+                    return 429, {"Retry-After": "1"}, {"ok": False, "error": "ratelimited"}
+                self._last_post[channel] = time.monotonic()
+        response = self._answer(method, args)
+        self._record(Call(method, args, time.time(), 200, response))
+        return 200, {}, response
+
+    def _record(self, call: Call) -> None:
+        with self._lock:
+            self.calls.append(call)
+
+    def _take_fault(self, method: str, args: dict[str, Any]) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.method != method or (fault.channel and args.get("channel") != fault.channel):
+                    continue
+                if fault.times is not None:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.faults.remove(fault)
+                return fault
+        return None
+
+    def _next_ts(self) -> str:
+        with self._lock:
+            self._ts += 0.0001
+            return f"{self._ts:.6f}"
+
+    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel", ""))
+        if method == "auth.test":
+            return {"ok": True, "url": "https://standin.slack/", "team": "Standin", "user": "warroom",
+                    "team_id": "T0STANDIN", "user_id": "U0BOT", "bot_id": "B0BOT"}
+        if method == "chat.postMessage":
+            ts = self._next_ts()
+            message = {"ts": ts, "text": args.get("text"), "blocks": args.get("blocks"),
+                       "thread_ts": args.get("thread_ts"), "metadata": args.get("metadata")}
+            with self._lock:
+                self.messages.setdefault(channel, []).append(message)
+            return {"ok": True, "channel": channel, "ts": ts, "message": message}
+        if method == "chat.update":
+            with self._lock:
+                for message in self.messages.get(channel, []):
+                    if message["ts"] == args.get("ts"):
+                        message.update(text=args.get("text"), blocks=args.get("blocks"))
+                        return {"ok": True, "channel": channel, "ts": message["ts"]}
+            return {"ok": False, "error": "message_not_found"}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": self._next_ts()}
+        if method in ("conversations.history", "conversations.replies"):
+            oldest = float(args.get("oldest") or 0)
+            with self._lock:
+                found = [m for m in self.messages.get(channel, []) if float(m["ts"]) >= oldest]
+            if method == "conversations.replies":
+                found = [m for m in found if m.get("thread_ts") == args.get("ts")]
+            return {"ok": True, "messages": list(reversed(found)), "has_more": False}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{int(float(self._next_ts()) * 10000) % 10**9:09d}"
+            return {"ok": True, "upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
+        if method == "files.completeUploadExternal":
+            files = args.get("files")
+            if isinstance(files, str):
+                files = json.loads(files)
+            return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title")} for f in files or []]}
+        return {"ok": True}
+
+
+def _parse(content_type: str, raw: bytes) -> dict[str, Any]:
+    if not raw:
+        return {}
+    text = raw.decode("utf-8", "replace")
+    if "json" in content_type:
+        try:
+            value = json.loads(text)
+            return value if isinstance(value, dict) else {"_": value}
+        except json.JSONDecodeError:
+            return {"_raw": text}
+    if "x-www-form-urlencoded" in content_type:
+        parsed = {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+        for key in ("blocks", "metadata", "files", "view"):
+            if isinstance(parsed.get(key), str):
+                try:
+                    parsed[key] = json.loads(parsed[key])
+                except json.JSONDecodeError:
+                    pass
+        return parsed
+    return {"_bytes": len(raw)}
