@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from typing import Any
 from urllib.error import URLError
 
@@ -42,7 +41,7 @@ class SlackTransport:
             return Outcome(ok=True, ts=response.get("ts") or update_ts)
         except SlackApiError as exc:
             return classify(exc)
-        except (TimeoutError, socket.timeout, URLError, ConnectionError, OSError) as exc:
+        except (TimeoutError, URLError, ConnectionError, OSError) as exc:
             # the request may have reached Slack: look for it before sending again
             return Outcome(ok=False, transient=type(exc).__name__, uncertain=True)
 

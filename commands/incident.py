@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlmodel import select
 from commands.clocks import arm_incident_clocks, cancel_incident_clocks, rearm_escalation
 from commands.context import Context, Result, post, record, role_holder
 from commands.errors import CommandError, Refused
+from commands.escape import quote
 from commands.parse import parse_incident_id, parse_severity, parse_user
 from commands.registry import action, slash, view
 from commands.render import render
@@ -25,6 +27,7 @@ DECLARE_USAGE = "/incident sev1 <summary> (severity: sev1-sev4 or critical/high/
 MAX_SUMMARY = 500
 MAX_TEXT = 2000
 OPEN = ("open", "acknowledged")
+_FIELD_SPLIT = re.compile(r"\s*\|\s*(?=(?:impact|workaround)\s*:)", re.IGNORECASE)
 
 
 def incident_ref(incident: Incident) -> str:
@@ -43,14 +46,14 @@ class Declaration:
 def parse_declaration(severity_word: str, rest: str) -> Declaration:
     severity = parse_severity(severity_word)
     if severity is None:
-        raise CommandError(f"`{severity_word[:40]}` is not a severity.", DECLARE_USAGE)
-    parts = [p.strip() for p in rest.split("|")]
+        raise CommandError(f"{quote(severity_word)} is not a severity.", DECLARE_USAGE)
+    parts = [p.strip() for p in _FIELD_SPLIT.split(rest)]
     fields: dict[str, str] = {"summary": parts[0]}
     for extra in parts[1:]:
         key, _, value = extra.partition(":")
         key = key.strip().lower()
-        if key not in ("impact", "workaround") or not value.strip():
-            raise CommandError(f"`{extra[:40]}` is not `impact: …` or `workaround: …`.", DECLARE_USAGE)
+        if not value.strip():
+            raise CommandError(f"`{key}:` needs text after it.", DECLARE_USAGE)
         fields[key] = value.strip()
     return validated(Declaration(severity=severity, **fields))
 
@@ -184,7 +187,7 @@ def change_severity(ctx: Context, incident: Incident, word: str) -> Result:
     usage = "/incident sev INC-7 sev2"
     new = parse_severity(word)
     if new is None:
-        raise CommandError(f"`{word[:40]}` is not a severity.", usage)
+        raise CommandError(f"{quote(word)} is not a severity.", usage)
     require_open(incident, "re-rated")
     require_owner_or_commander(ctx, incident, "/incident sev")
     if new == incident.severity:
@@ -260,15 +263,21 @@ def incident_command(ctx: Context, text: str) -> Result:
         "show": lambda inc, arg: show(ctx, inc),
     }
     if verb not in handlers:
-        raise CommandError(f"`{verb[:40]}` is not a severity or an /incident subcommand.", USAGE)
+        raise CommandError(f"{quote(verb)} is not a severity or an /incident subcommand.", USAGE)
     id_token, _, arg = rest.partition(" ")
     if not id_token:
         raise CommandError(f"`/incident {verb}` needs an incident id.", USAGE)
     arg = arg.strip()
     if verb in ("ack", "show") and arg:
         raise CommandError(f"`/incident {verb}` takes only an incident id.", USAGE)
+    if verb == "update" and not arg:
+        raise CommandError("An update needs text.", "/incident update INC-7 <text>")
     if verb in ("sev", "owner") and not arg:
         raise CommandError(f"`/incident {verb}` needs a value after the id.", USAGE)
+    if verb == "owner":  # check the whole command before looking anything up
+        parse_user(arg, "/incident owner INC-7 @user")
+    if verb == "sev" and parse_severity(arg) is None:
+        raise CommandError(f"{quote(arg)} is not a severity.", "/incident sev INC-7 sev2")
     return handlers[verb](load(ctx, id_token, lock=verb != "show"), arg)
 
 

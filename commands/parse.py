@@ -6,6 +6,7 @@ import re
 from datetime import datetime, timedelta
 
 from commands.errors import CommandError
+from commands.escape import quote
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _INCIDENT_ID = re.compile(r"^(?:INC-)?(\d{1,9})$", re.IGNORECASE)
@@ -44,14 +45,14 @@ def format_duration(delta: timedelta) -> str:
 def parse_incident_id(token: str, usage: str) -> int:
     match = _INCIDENT_ID.match(token.strip())
     if not match:
-        raise CommandError(f"`{token[:40]}` is not an incident id like INC-7.", usage)
+        raise CommandError(f"{quote(token)} is not an incident id like INC-7.", usage)
     return int(match.group(1))
 
 
 def parse_user(token: str, usage: str) -> str:
     match = _USER.match(token.strip())
     if not match:
-        raise CommandError(f"`{token[:40]}` is not a Slack user like @alice.", usage)
+        raise CommandError(f"{quote(token)} is not a Slack user like @alice.", usage)
     return match.group(1) or match.group(2)
 
 

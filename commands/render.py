@@ -18,14 +18,11 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+from commands.escape import slack_escape
 from commands.parse import USER_ID, format_duration
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TEXT_LIMIT = 3000  # Block Kit text object limit
-
-
-def slack_escape(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _finalize(value: Any) -> Any:

@@ -12,6 +12,7 @@ It also serves `response_url` posts (/respond/…) and file uploads (/upload/…
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -261,9 +262,7 @@ def _parse(content_type: str, raw: bytes) -> dict[str, Any]:
         parsed = {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
         for key in ("blocks", "metadata", "files", "view"):
             if isinstance(parsed.get(key), str):
-                try:
+                with contextlib.suppress(json.JSONDecodeError):
                     parsed[key] = json.loads(parsed[key])
-                except json.JSONDecodeError:
-                    pass
         return parsed
     return {"_bytes": len(raw)}
