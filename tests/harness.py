@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import httpx
 from slack_sdk.signature import SignatureVerifier
 from sqlmodel import Session, select
+from waitress import wasyncore
 from waitress.server import create_server
 
 from bot.config import Config, Env
@@ -49,15 +50,21 @@ class Harness:
         self.config = config
         self.server = create_server(self.app, host="127.0.0.1", port=0, threads=8)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"  # type: ignore[union-attr]
-        self._thread = threading.Thread(target=self.server.run, daemon=True)
+        self._serving = True
+        self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
         self.http = httpx.Client(base_url=self.url, timeout=10)
         self._trigger = 0
 
+    def _serve(self) -> None:
+        while self._serving:
+            wasyncore.loop(timeout=0.05, map=self.server._map, count=1)  # type: ignore[union-attr]
+
     def close(self) -> None:
         self.http.close()
-        self.server.close()
+        self._serving = False
         self._thread.join(timeout=5)
+        self.server.close()
         self.runtime.stop()
 
     # -- requests in Slack's formats --------------------------------------
