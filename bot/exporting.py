@@ -39,8 +39,14 @@ def find_record(database: str | None, environ: dict[str, str] | None = None) -> 
     present = [Path(name) for name in LOCAL_RECORDS if Path(name).exists()]
     if not present:
         return None, "no warroom.db or rehearsal.db here"
-    newest = max(present, key=lambda p: p.stat().st_mtime)
+    newest = max(present, key=_written)
     return sqlite_url(newest), f"the newest local record ({newest})"
+
+
+def _written(path: Path) -> float:
+    """When a SQLite record was last written (its WAL file counts)."""
+    wal = path.with_name(path.name + "-wal")
+    return max(path.stat().st_mtime, wal.stat().st_mtime if wal.exists() else 0.0)
 
 
 def choose_launch(session: Session, wanted: str | None, configured: str) -> Launch | None:
@@ -69,15 +75,15 @@ def run_export(env: Env, fmt: str, launch: str | None, out: str | None, database
                 return 1
             ctx = Context(session=session, now=SystemClock().now(), config=config, user="cli", launch=chosen)
             text = Redactor(env.secrets)(export_text(ctx, fmt, chosen))
-            session.rollback()
+            name = chosen.name
     finally:
         engine.dispose()
     if out:
         Path(out).write_text(text, encoding="utf-8", newline="")
-        print(f"warroom: wrote {fmt} of {chosen.name!r} from {_safe(url)} ({how}) to {out}", file=sys.stderr)
+        print(f"warroom: wrote {fmt} of {name!r} from {_safe(url)} ({how}) to {out}", file=sys.stderr)
     else:
         if how.startswith("the newest"):
-            print(f"warroom: exporting {chosen.name!r} from {_safe(url)} ({how})", file=sys.stderr)
+            print(f"warroom: exporting {name!r} from {_safe(url)} ({how})", file=sys.stderr)
         sys.stdout.write(text)
         sys.stdout.flush()
     return 0

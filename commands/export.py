@@ -27,7 +27,7 @@ def export_text(ctx: Context, fmt: str, launch: Launch) -> str:
         return incidents_csv(ctx.session, launch, {k: s.name for k, s in ctx.config.severities.items()})
     if fmt == "md":
         return retrospective(ctx.session, launch, ctx.config, ctx.now)
-    raise CommandError(f"`{fmt[:20]}` is not an export format.", USAGE)
+    raise CommandError("That is not an export format: choose ndjson, csv or md.", USAGE)
 
 
 def filename(launch: Launch, fmt: str, now_stamp: str) -> str:
@@ -41,7 +41,7 @@ def export_command(ctx: Context, text: str) -> Result:
     if fmt not in FORMATS:
         if not fmt:
             raise CommandError("Say which export you want.", USAGE)
-        raise CommandError(f"`{fmt[:20]}` is not an export format.", USAGE)
+        raise CommandError("That is not an export format: choose ndjson, csv or md.", USAGE)
     content = export_text(ctx, fmt, ctx.launch)
     channel = ctx.channel or ctx.launch.war_room
     name = filename(ctx.launch, fmt, ctx.now.strftime("%Y%m%d-%H%M"))
