@@ -43,7 +43,7 @@ class Line:
     fields: dict[str, Any]
 
 
-def audit_lines(session: Session, launch: Launch, severity_names: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+def audit_lines(session: Session, launch: Launch) -> Iterator[dict[str, Any]]:
     """Every event of a launch's record, ordered by time: the launch itself, the roles it started
     with, every AuditEvent, and every outbox message (sent, failed or still pending)."""
     numbers = {i.id: i.number for i in session.exec(select(Incident).where(Incident.launch_id == launch.id)).all()}
