@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--format", choices=("ndjson", "csv", "md"), default="ndjson")
     export.add_argument("--launch", default=None, help="launch name (default: the configured launch)")
     export.add_argument("--out", default=None, help="file to write (default: stdout)")
+    export.add_argument("--database", default=None,
+                        help="the record to read: a URL or a SQLite file (default: DATABASE_URL, else the newest "
+                             "of warroom.db and rehearsal.db)")
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file", nargs="?", default=None)
     args = parser.parse_args(argv)
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "export":
         from bot.exporting import run_export
 
-        return run_export(env, fmt=args.format, launch=args.launch, out=args.out)
+        return run_export(env, fmt=args.format, launch=args.launch, out=args.out, database=args.database)
     parser.error(f"unknown command {command}")
     return 2
 

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.error import URLError
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
 from bot.outbox import METADATA_EVENT, PERMANENT_ERRORS, Outcome
@@ -29,6 +29,8 @@ class SlackTransport:
         self.client = client
 
     def send(self, message: OutboxMessage, thread_ts: str | None, update_ts: str | None) -> Outcome:
+        if message.method == "files.upload":
+            return self.upload(message, thread_ts)
         args: dict[str, Any] = {"channel": message.channel, **message.payload}
         if message.method == "chat.postMessage":
             args["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": message.id}}
@@ -44,6 +46,24 @@ class SlackTransport:
         except (TimeoutError, URLError, ConnectionError, OSError) as exc:
             # the request may have reached Slack: look for it before sending again
             return Outcome(ok=False, transient=type(exc).__name__, uncertain=True)
+
+    def upload(self, message: OutboxMessage, thread_ts: str | None) -> Outcome:
+        """A file (an export) through the external upload flow: getUploadURLExternal, the upload,
+        completeUploadExternal (slack_sdk's files_upload_v2)."""
+        p = message.payload
+        try:
+            self.client.files_upload_v2(
+                channel=message.channel, content=str(p.get("content", "")), filename=p.get("filename"),
+                title=p.get("title"), initial_comment=p.get("initial_comment"), thread_ts=thread_ts,
+                request_file_info=False,
+            )
+            return Outcome(ok=True)
+        except SlackApiError as exc:
+            return classify(exc)
+        except SlackRequestError as exc:  # the upload step itself answered non-200
+            return Outcome(ok=False, transient=str(exc)[:80])
+        except (TimeoutError, URLError, ConnectionError, OSError) as exc:
+            return Outcome(ok=False, transient=type(exc).__name__)
 
     def find_sent(self, message: OutboxMessage, thread_ts: str | None) -> str | None:
         if message.method != "chat.postMessage":

@@ -118,3 +118,24 @@ def roster(session: Session, launch_id: int) -> dict[str, str | None]:
 
 def roles_of(session: Session, launch_id: int, user: str) -> list[str]:
     return [role for role, holder in roster(session, launch_id).items() if holder == user]
+
+
+def upload(ctx: Context, channel: str, filename: str, content: str, template: str, *, kind: str = "export.file",
+           **values: Any) -> OutboxMessage:
+    """Queue a file for the channel (outbox method `files.upload`); its title and comment come from a template."""
+    values.setdefault("tz", ctx.tz)
+    values.setdefault("now", ctx.now)
+    values.setdefault("launch", ctx.launch)
+    values.setdefault("actor", ctx.user)
+    comment = render(f"{template}.j2", **values)
+    if ctx.rehearsal:
+        comment = "[REHEARSAL] " + comment
+        filename = "rehearsal-" + filename
+    message = OutboxMessage(
+        launch_id=ctx.launch.id, kind=kind, channel=channel, method="files.upload",
+        payload={"filename": filename, "title": filename, "content": content, "initial_comment": comment},
+        created_at=ctx.now, next_attempt_at=None,
+    )
+    ctx.session.add(message)
+    ctx.session.flush()
+    return message

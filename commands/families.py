@@ -1,3 +1,3 @@
 """Importing this module registers every command family with commands/registry.py."""
 
-from commands import help, incident  # noqa: F401
+from commands import export, help, incident  # noqa: F401

@@ -1,0 +1,50 @@
+"""`/export ndjson|csv|md`: the record of the launch, uploaded to the channel as a file."""
+
+from __future__ import annotations
+
+import re
+
+from commands.audit import incidents_csv, ndjson
+from commands.context import Context, Result, record, upload
+from commands.errors import CommandError
+from commands.registry import slash
+from commands.retro import retrospective
+from db.models import Launch
+
+USAGE = "/export ndjson|csv|md"
+FORMATS = {
+    "ndjson": ("ndjson", "The audit trail (one JSON event a line)"),
+    "csv": ("csv", "The incidents table"),
+    "md": ("md", "The retrospective"),
+}
+
+
+def export_text(ctx: Context, fmt: str, launch: Launch) -> str:
+    """The export of `launch` in one format (shared with `python -m bot export`)."""
+    if fmt == "ndjson":
+        return ndjson(ctx.session, launch)
+    if fmt == "csv":
+        return incidents_csv(ctx.session, launch, {k: s.name for k, s in ctx.config.severities.items()})
+    if fmt == "md":
+        return retrospective(ctx.session, launch, ctx.config, ctx.now)
+    raise CommandError("That is not an export format: choose ndjson, csv or md.", USAGE)
+
+
+def filename(launch: Launch, fmt: str, now_stamp: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", launch.name.lower()).strip("-")[:60] or "launch"
+    return f"{slug}-{'retrospective' if fmt == 'md' else 'audit' if fmt == 'ndjson' else 'incidents'}-{now_stamp}.{fmt}"
+
+
+@slash("/export", usage=USAGE, summary="upload the audit trail (ndjson), incidents (csv) or retrospective (md)")
+def export_command(ctx: Context, text: str) -> Result:
+    fmt = text.strip().lower()
+    if fmt not in FORMATS:
+        if not fmt:
+            raise CommandError("Say which export you want.", USAGE)
+        raise CommandError("That is not an export format: choose ndjson, csv or md.", USAGE)
+    content = export_text(ctx, fmt, ctx.launch)
+    channel = ctx.channel or ctx.launch.war_room
+    name = filename(ctx.launch, fmt, ctx.now.strftime("%Y%m%d-%H%M"))
+    upload(ctx, channel, name, content, "export_uploaded", fmt_name=FORMATS[fmt][1])
+    record(ctx, "export.requested", format=fmt, channel=channel, filename=name, bytes=len(content.encode()))
+    return Result(reply=f"Exporting {FORMATS[fmt][1].lower()} as {name}; it will appear in this channel.")
