@@ -31,12 +31,17 @@ def ensure_launch(session: Session, config: Config, now: datetime, *, rehearsal:
 
 
 def launch_for_channel(session: Session, config: Config, channel: str | None, now: datetime) -> Launch:
-    """The launch whose war room is this channel, else the configured launch."""
-    if channel:
-        launch = session.exec(select(Launch).where(Launch.war_room == channel).order_by(Launch.id)).first()
-        if launch is not None:
-            return launch
-    return ensure_launch(session, config, now)
+    """The configured launch, unless the command came from another launch's war room.
+
+    A process (the live bot, a rehearsal) acts on the launch its config names; a
+    channel that is the war room of a different launch selects that launch.
+    """
+    configured = ensure_launch(session, config, now)
+    if not channel or channel == configured.war_room:
+        return configured
+    other = session.exec(select(Launch).where(Launch.war_room == channel, Launch.rehearsal == configured.rehearsal)
+                         .order_by(Launch.id)).first()
+    return other or configured
 
 
 def schedule_run_of_show(session: Session, launch: Launch, config: Config, now: datetime) -> None:
