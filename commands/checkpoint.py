@@ -25,13 +25,13 @@ from sqlmodel import select
 from bot.config import NEXT_CHECKPOINT, SEVERITY_KEYS
 from commands.clicks import clicked_id
 from commands.context import Context, Result, post, record, role_holder
-from commands.decision import decisions_since, log_decision
+from commands.decision import decisions_after, last_decision_id, log_decision
 from commands.errors import CommandError
 from commands.registry import action, slash
 from commands.render import render
 from commands.roles import COMMANDER, lock_launch, require_commander
 from commands.rollback import request_rollback
-from db.models import Checkpoint, Incident, OutboxMessage, ProbeResult
+from db.models import AuditEvent, Checkpoint, Incident, OutboxMessage, ProbeResult
 
 USAGE = "/checkpoint [note]"
 MAX_NOTE = 500
@@ -48,7 +48,7 @@ def latest_checkpoint(ctx: Context, *, lock: bool = False) -> Checkpoint | None:
     return ctx.session.exec(query.with_for_update() if lock else query).first()
 
 
-def summary(ctx: Context, since: datetime | None) -> dict[str, Any]:
+def summary(ctx: Context, since: datetime | None, decisions_after_id: int) -> dict[str, Any]:
     """What the checkpoint reports, as values for its template."""
     launch_id = ctx.launch.id
     open_incidents = ctx.session.exec(
@@ -65,7 +65,7 @@ def summary(ctx: Context, since: datetime | None) -> dict[str, Any]:
         "by_severity": [(sev, items) for sev, items in by_severity if items],
         "resolved": resolved,
         "probes": probe_figures(ctx),
-        "decisions": decisions_since(ctx, since),
+        "decisions": decisions_after(ctx, decisions_after_id),
         "since": since,
     }
 
@@ -88,6 +88,14 @@ def probe_figures(ctx: Context) -> list[dict[str, Any]]:
             verdict = "ok"
         rows.append({"probe": probe, "result": latest, "verdict": verdict})
     return rows
+
+
+def previous_decision_mark(ctx: Context) -> int:
+    """The newest decision id the previous checkpoint reported (decisions since it are those after)."""
+    event = ctx.session.exec(
+        select(AuditEvent).where(AuditEvent.launch_id == ctx.launch.id, AuditEvent.kind == "checkpoint.posted")
+        .order_by(AuditEvent.id.desc())).first()  # type: ignore[union-attr]
+    return int(event.payload.get("last_decision_id") or 0) if event else 0
 
 
 def waiting_for_checkpoint(ctx: Context) -> list[Incident]:
@@ -142,9 +150,10 @@ def checkpoint_command(ctx: Context, text: str) -> Result:
     waiting = waiting_for_checkpoint(ctx)
     for incident in waiting:
         escalate(ctx, incident)
-    values = summary(ctx, since)
+    values = summary(ctx, since, previous_decision_mark(ctx))
     record(ctx, "checkpoint.posted", checkpoint_id=checkpoint.id, note=note, open=values["open_count"],
-           resolved=[i.number for i in values["resolved"]], escalated=[i.number for i in waiting])
+           resolved=[i.number for i in values["resolved"]], escalated=[i.number for i in waiting],
+           last_decision_id=last_decision_id(ctx))
     post(ctx, ctx.launch.war_room, "checkpoint", kind="checkpoint", ref=checkpoint_ref(checkpoint),
          checkpoint=checkpoint, escalated=waiting, **values)
     return Result(reply=render("checkpoint_posted.j2", escalated=waiting))

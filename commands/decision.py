@@ -34,11 +34,17 @@ def log_decision(ctx: Context, kind: str, text: str, *, incident_id: int | None 
     return decision
 
 
-def decisions_since(ctx: Context, since: Any) -> list[Decision]:
-    query = select(Decision).where(Decision.launch_id == ctx.launch.id)
-    if since is not None:
-        query = query.where(Decision.created_at > since)
-    return list(ctx.session.exec(query.order_by(Decision.created_at, Decision.id)).all())  # type: ignore[arg-type]
+def decisions_after(ctx: Context, last_id: int) -> list[Decision]:
+    """Decisions logged after the one with id `last_id` (0: all), in order."""
+    return list(ctx.session.exec(
+        select(Decision).where(Decision.launch_id == ctx.launch.id, Decision.id > last_id)  # type: ignore[operator]
+        .order_by(Decision.id)).all())
+
+
+def last_decision_id(ctx: Context) -> int:
+    row = ctx.session.exec(select(Decision.id).where(Decision.launch_id == ctx.launch.id)
+                           .order_by(Decision.id.desc())).first()  # type: ignore[union-attr]
+    return int(row or 0)
 
 
 def named_incidents(ctx: Context, text: str) -> list[Incident]:
