@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -337,3 +338,18 @@ def test_mentions_in_the_reason_are_escaped_everywhere(bot: Harness) -> None:
             assert "<!channel>" not in text and "<@U0EXEC>" not in text and "<https://evil" not in text
     assert broadcasts(bot, OPERATORS)[0].startswith(
         "Rollback initiated at 10:00 due to &lt;!channel&gt; &lt;@U0EXEC&gt; &amp; &lt;https://evil.example|click&gt;.")
+
+
+def test_simultaneous_confirm_clicks_broadcast_once(bot: Harness, flags: FlagServer) -> None:
+    request(bot)
+    rid = str(rollbacks(bot)[0].id)
+    ts = ts_of(bot, f"rollback:{rid}")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: bot.block_actions("rollback_confirm", rid, message_ts=ts), range(4)))
+    assert all(r.status_code == 200 for r in results)
+    replies = [r["text"] for r in bot.wait_for_responses(4)]
+    assert sum(t.startswith("Rollback initiated") for t in replies) == 1
+    assert sum(t.startswith("The rollback was already initiated") for t in replies) == 3
+    bot.deliver()
+    fire_webhooks(bot)
+    assert len(broadcasts(bot, OPERATORS)) == 1 and len(decisions(bot)) == 1 and len(flags.calls) == 1
