@@ -48,8 +48,7 @@ class Harness:
         self.app: WarroomApp = create_app(self.env, config=config, clock=clock, outbox_pace_s=0.0)
         self.runtime = self.app.runtime
         self.config = config
-        self.server = create_server(self.app, host="127.0.0.1", port=0, threads=8,
-                                    asyncore_loop_timeout=0.05)  # close() returns at once, not after 1 s
+        self.server = create_server(self.app, host="127.0.0.1", port=0, threads=8)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"  # type: ignore[union-attr]
         self._serving = True
         self._thread = threading.Thread(target=self._serve, daemon=True)
