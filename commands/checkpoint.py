@@ -213,4 +213,4 @@ def original_text(ctx: Context, checkpoint: Checkpoint) -> Markup:
     """The summary as it was posted (already rendered and escaped), for the decided version of the message."""
     message = ctx.session.exec(select(OutboxMessage).where(OutboxMessage.ref == checkpoint_ref(checkpoint))).first()
     text = str((message.payload if message else {}).get("text") or "")
-    return Markup(text.removeprefix("[REHEARSAL] "))
+    return Markup(text.removeprefix("[REHEARSAL] ").rsplit("\nDecide:", 1)[0])

@@ -142,7 +142,7 @@ def test_decision_once_by_the_commander_on_the_newest_checkpoint(bot: Harness) -
     bot.deliver()
     updated = message(bot, WAR_ROOM, ts_of(bot, first))
     assert updated["blocks"][-1]["type"] == "context" and "Decided: *hold*" in updated["blocks"][-1]["elements"][0]["text"]
-    assert "*Checkpoint* at 10:00" in updated["text"]
+    assert "*Checkpoint* at 10:00" in updated["text"] and "Decide:" not in updated["text"]
     assert "Checkpoint decision (10:00 checkpoint): *hold*, by <@U0COMMANDER> at 10:02." in texts(bot)
 
 

@@ -197,7 +197,7 @@ def test_signoff_with_a_rollback_vote_calls_for_rollback(bot: Harness) -> None:
     [d] = decisions(bot, "signoff")
     assert d.text.startswith("rollback called for:") and "cx U0CX rollback" in d.text
     bot.deliver()
-    assert "*Rollback called for* by cx: the commander starts it with `/rollback <reason>`." in texts(bot)[-1]
+    assert "*Rollback called for* by cx: the commander starts it with `/rollback &lt;reason&gt;`." in texts(bot)[-1]
     assert "Only the commander can use `/signoff`" in slash(bot, "/signoff", user=CX)
     assert polls(bot)[0].outcome == "rollback called for"
 
