@@ -37,7 +37,8 @@ class Dispatcher:
     clock: Clock
     on_commit: Callable[[], None] = lambda: None  # wakes the outbox
 
-    def run(self, user: str, channel: str | None, fn: Callable[[Context], Result], what: str) -> Result:
+    def run(self, user: str, channel: str | None, fn: Callable[[Context], Result], what: str,
+            message_ts: str | None = None) -> Result:
         """Run fn in a transaction; errors become replies; lost races are retried."""
         for attempt in range(RETRIES_ON_CONFLICT):
             try:
@@ -45,7 +46,7 @@ class Dispatcher:
                     now = self.clock.now()
                     launch = launch_for_channel(session, self.config, channel, now)
                     ctx = Context(session=session, now=now, config=self.config, user=user, launch=launch,
-                                  channel=channel)
+                                  channel=channel, message_ts=message_ts)
                     result = fn(ctx)
                     note_activity(ctx)
                 self.on_commit()
@@ -78,13 +79,15 @@ class Dispatcher:
                                 f"Usage: {command.usage}")
         return self.run(user, channel, lambda ctx: command.handler(ctx, text.strip()), f"{name} {text}")
 
-    def action(self, action_id: str, value: str, user: str, channel: str | None) -> Result:
+    def action(self, action_id: str, value: str, user: str, channel: str | None,
+               message_ts: str | None = None) -> Result:
         handler = ACTIONS.get(action_id)
         if handler is None:
             return Result(reply="That button is not one warroom knows.")
         if len(value) > 200:
             return Result(reply="That button's value is not one warroom knows.")
-        return self.run(user, channel, lambda ctx: handler(ctx, value), f"button {action_id} {value}")
+        return self.run(user, channel, lambda ctx: handler(ctx, value), f"button {action_id} {value}",
+                        message_ts=message_ts)
 
     def view(self, callback_id: str, values: dict[str, str], user: str, channel: str | None) -> Result:
         handler = VIEWS.get(callback_id)

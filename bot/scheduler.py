@@ -17,18 +17,23 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from bot.dispatch import Dispatcher
+from bot.flag_webhook import run_rollback_webhooks
 from commands.context import Context
 from commands.registry import TIMERS
 from db.models import Timer
 
 log = logging.getLogger("warroom.scheduler")
 BATCH = 500
+# Timer kinds whose work is network I/O: never run inside the claiming transaction by run_due, but by
+# their own runner (a separate job, so a slow remote never delays escalations).
+EDGE_KINDS = frozenset({"rollback_webhook"})
 
 
 def due_timers(dispatcher: Dispatcher, now: datetime) -> list[tuple[int, int]]:
     with Session(dispatcher.engine) as session:
         rows = session.exec(
-            select(Timer.id, Timer.launch_id).where(Timer.done_at.is_(None), Timer.due_at <= now)  # type: ignore[union-attr]
+            select(Timer.id, Timer.launch_id).where(Timer.done_at.is_(None), Timer.due_at <= now,  # type: ignore[union-attr]
+                                                    Timer.kind.not_in(EDGE_KINDS))  # type: ignore[attr-defined]
             .order_by(Timer.due_at, Timer.id).limit(BATCH)  # type: ignore[arg-type]
         ).all()
         session.rollback()
@@ -73,6 +78,14 @@ class Scheduler:
         self._scheduler = BackgroundScheduler(timezone="UTC")
         self._scheduler.add_job(self._pass, "interval", seconds=interval, id="due-work", max_instances=1,
                                 coalesce=True, misfire_grace_time=None)
+        self._scheduler.add_job(self._edge_pass, "interval", seconds=interval, id="edge-work", max_instances=1,
+                                coalesce=True, misfire_grace_time=None)
+
+    def _edge_pass(self) -> None:
+        try:
+            run_rollback_webhooks(self.dispatcher)
+        except Exception:
+            log.exception("edge work failed")
 
     def _pass(self) -> None:
         started = time.monotonic()

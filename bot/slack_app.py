@@ -75,8 +75,9 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
         action = (body.get("actions") or [{}])[0]
         value = action.get("value") or (action.get("selected_option") or {}).get("value") or ""
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        message_ts = (body.get("container") or {}).get("message_ts") or (body.get("message") or {}).get("ts")
         result = dispatcher.action(action.get("action_id", ""), str(value), (body.get("user") or {}).get("id", ""),
-                                   channel)
+                                   channel, message_ts=message_ts)
         if result.reply and body.get("response_url"):
             replies.submit(_respond_quietly, respond, result.reply)
 

@@ -25,6 +25,7 @@ class Context:
     user: str
     launch: Launch
     channel: str | None = None
+    message_ts: str | None = None  # the message whose button was clicked (None for commands and the shell)
 
     @property
     def tz(self) -> str:

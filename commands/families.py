@@ -1,3 +1,13 @@
 """Importing this module registers every command family with commands/registry.py."""
 
-from commands import export, help, incident  # noqa: F401
+from commands import (  # noqa: F401
+    checkpoint,
+    contingency,
+    decision,
+    export,
+    help,
+    incident,
+    polls,
+    roles,
+    rollback,
+)

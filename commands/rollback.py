@@ -1,0 +1,279 @@
+"""`/rollback <reason>` (seed 000 §6): confirmation, broadcast, checklist, feature-flag webhook, decision.
+
+The commander asks; the confirmation message (`rollback_confirm` / `rollback_cancel`, value = the
+Rollback id) waits in the war room. With `rollback.approvals: 2` the commander and one other role
+holder must both confirm (either order). On confirmation, in one transaction: the broadcast to the war
+room and every broadcast channel, the `rollback.steps` checklist (a `rollback_step` button per step,
+value `<rollback id>:<position>`, ticked by anyone and updated in place), a decision, and a
+`rollback_webhook` Timer due now. The webhook itself is network I/O, so it is never called here: the
+runner in bot/flag_webhook.py claims the timer with a lease (`claim_webhook`), calls httpx outside any
+transaction, and records the outcome (`record_webhook_outcome`) in another. A crash mid-call lets the
+lease expire and the call is made again: at-least-once, fine for an idempotent flag-off.
+
+Only one rollback at a time: while one is pending or done, `/rollback` says so instead of asking again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from markupsafe import Markup
+from sqlalchemy import update
+from sqlmodel import select
+
+from commands.context import Context, Result, post, record, role_holder, roles_of
+from commands.decision import log_decision
+from commands.errors import CommandError, Refused
+from commands.registry import action, slash
+from commands.render import render
+from commands.roles import COMMANDER, lock_launch, require_commander
+from db.models import Rollback, RollbackStep, Timer
+
+USAGE = "/rollback <reason>, e.g. /rollback checkout errors"
+MAX_REASON = 500
+ACTIVE = ("pending", "confirmed")
+WEBHOOK_KIND = "rollback_webhook"
+
+
+def rollback_ref(rollback: Rollback) -> str:
+    return f"rollback:{rollback.id}"
+
+
+def checklist_ref(rollback: Rollback) -> str:
+    return f"rollback_steps:{rollback.id}"
+
+
+def active_rollback(ctx: Context) -> Rollback | None:
+    return ctx.session.exec(
+        select(Rollback).where(Rollback.launch_id == ctx.launch.id, Rollback.status.in_(ACTIVE))  # type: ignore[attr-defined]
+        .order_by(Rollback.id.desc())  # type: ignore[union-attr]
+    ).first()
+
+
+def request_rollback(ctx: Context, reason: str, *, source: str = "command") -> tuple[Rollback, bool]:
+    """Post the confirmation for a new rollback; (the existing one, False) when one is pending or done."""
+    lock_launch(ctx)
+    existing = active_rollback(ctx)
+    if existing is not None:
+        return existing, False
+    rollback = Rollback(launch_id=ctx.launch.id, reason=reason, requested_by=ctx.user, requested_at=ctx.now,
+                        status="pending", approvals=[])
+    ctx.session.add(rollback)
+    ctx.session.flush()
+    record(ctx, "rollback.requested", rollback_id=rollback.id, reason=reason, source=source)
+    post(ctx, ctx.launch.war_room, "rollback_confirmation", kind="rollback.confirmation", ref=rollback_ref(rollback),
+         **confirmation_values(ctx, rollback))
+    return rollback, True
+
+
+def confirmation_values(ctx: Context, rollback: Rollback) -> dict[str, object]:
+    return {"rollback": rollback, "needed": ctx.config.rollback_approvals,
+            "commander": role_holder(ctx.session, ctx.launch.id, COMMANDER)}
+
+
+@slash("/rollback", usage=USAGE, summary="call for a rollback: confirmation, broadcast, checklist, flag webhook (commander)")
+def rollback_command(ctx: Context, text: str) -> Result:
+    require_commander(ctx, "/rollback")
+    reason = " ".join(text.split())
+    if not reason:
+        raise CommandError("A rollback needs its reason (the trigger operators will read).", USAGE)
+    if len(reason) > MAX_REASON:
+        raise CommandError(f"The reason is {len(reason)} characters; keep it to {MAX_REASON}.", USAGE)
+    rollback, created = request_rollback(ctx, reason)
+    if not created:
+        return Result(reply=render("rollback_exists.j2", rollback=rollback, tz=ctx.tz))
+    return Result(reply=render("rollback_requested.j2", rollback=rollback, needed=ctx.config.rollback_approvals))
+
+
+def load(ctx: Context, value: str) -> Rollback:
+    if not value.strip().isdigit():
+        raise CommandError("That button's value is not one warroom knows.")
+    rollback = ctx.session.exec(
+        select(Rollback).where(Rollback.id == int(value), Rollback.launch_id == ctx.launch.id).with_for_update()
+    ).first()
+    if rollback is None:
+        raise CommandError("That rollback request is not one of this launch.")
+    return rollback
+
+
+def require_open(ctx: Context, rollback: Rollback) -> None:
+    if rollback.status == "cancelled":
+        raise CommandError(render("rollback_was_cancelled.j2", rollback=rollback))
+
+
+def check_approver(ctx: Context, rollback: Rollback) -> None:
+    """The commander may always confirm; with two approvals, one other role holder may confirm too."""
+    commander = role_holder(ctx.session, ctx.launch.id, COMMANDER)
+    needed = ctx.config.rollback_approvals
+    if ctx.user == commander:
+        return
+    if needed < 2:
+        raise Refused(render("refused_commander.j2", command="rollback confirmation", holder=commander),
+                      "rollback_confirm")
+    if not roles_of(ctx.session, ctx.launch.id, ctx.user):
+        raise Refused(render("rollback_refused_approver.j2", commander=commander), "rollback_confirm")
+    others = [a for a in rollback.approvals if a != commander]
+    if len(others) >= needed - 1:
+        raise CommandError(render("rollback_needs_commander.j2", other=others[0], commander=commander))
+
+
+@action("rollback_confirm")
+def confirm_button(ctx: Context, value: str) -> Result:
+    rollback = load(ctx, value)
+    require_open(ctx, rollback)
+    if rollback.status == "confirmed":
+        return Result(reply=render("rollback_exists.j2", rollback=rollback, tz=ctx.tz))
+    if ctx.user in rollback.approvals:
+        return Result(reply=render("rollback_waiting.j2", rollback=rollback, already=True))
+    check_approver(ctx, rollback)
+    rollback.approvals = [*rollback.approvals, ctx.user]
+    ctx.session.add(rollback)
+    record(ctx, "rollback.approved", rollback_id=rollback.id, approvals=rollback.approvals)
+    commander = role_holder(ctx.session, ctx.launch.id, COMMANDER)
+    if commander not in rollback.approvals or len(rollback.approvals) < ctx.config.rollback_approvals:
+        post(ctx, ctx.launch.war_room, "rollback_confirmation", kind="rollback.confirmation_update",
+             update_ref=rollback_ref(rollback), **confirmation_values(ctx, rollback))
+        return Result(reply=render("rollback_waiting.j2", rollback=rollback, already=False))
+    initiate(ctx, rollback)
+    return Result(reply=render("rollback_initiated_reply.j2", rollback=rollback, webhook=ctx.config.webhook))
+
+
+def initiate(ctx: Context, rollback: Rollback) -> None:
+    """Confirmed: broadcast, checklist, webhook queued, decision logged, confirmation message updated."""
+    rollback.status = "confirmed"
+    rollback.confirmed_at = ctx.now
+    for channel in dict.fromkeys([ctx.launch.war_room, *ctx.config.broadcast]):
+        post(ctx, channel, "rollback_broadcast", kind="rollback.broadcast", rollback=rollback)
+    steps = [RollbackStep(rollback_id=rollback.id, position=i, text=text)
+             for i, text in enumerate(ctx.config.rollback_steps, start=1)]
+    ctx.session.add_all(steps)
+    ctx.session.flush()
+    if steps:
+        post(ctx, ctx.launch.war_room, "rollback_checklist", kind="rollback.checklist", ref=checklist_ref(rollback),
+             **checklist_values(ctx, rollback, steps))
+    if ctx.config.webhook is not None:
+        ctx.session.add(Timer(launch_id=ctx.launch.id, kind=WEBHOOK_KIND, subject_id=rollback.id, due_at=ctx.now,
+                              created_at=ctx.now, payload={"claims": 0}))
+        rollback.webhook_status = "queued"
+    else:
+        rollback.webhook_status = "not configured"
+        post(ctx, ctx.launch.war_room, "rollback_webhook_missing", kind="rollback.webhook",
+             eng=role_holder(ctx.session, ctx.launch.id, "eng_oncall"))
+    ctx.session.add(rollback)
+    log_decision(ctx, "rollback", rollback.reason, rollback_id=rollback.id, requested_by=rollback.requested_by,
+                 approvals=rollback.approvals)
+    record(ctx, "rollback.confirmed", rollback_id=rollback.id, reason=rollback.reason, approvals=rollback.approvals)
+    post(ctx, ctx.launch.war_room, "rollback_confirmation", kind="rollback.confirmation_update",
+         update_ref=rollback_ref(rollback), **confirmation_values(ctx, rollback))
+
+
+def checklist_values(ctx: Context, rollback: Rollback, steps: list[RollbackStep]) -> dict[str, object]:
+    """Each step rendered once (escaped by the text template), shared by the text and the blocks."""
+    lines = [Markup(render("rollback_checklist_step.j2", step=s, tz=ctx.tz)) for s in steps]
+    return {"rollback": rollback, "steps": steps, "step_lines": lines}
+
+
+@action("rollback_cancel")
+def cancel_button(ctx: Context, value: str) -> Result:
+    rollback = load(ctx, value)
+    if rollback.status == "cancelled":
+        return Result(reply=render("rollback_was_cancelled.j2", rollback=rollback))
+    require_commander(ctx, "rollback cancel")
+    if rollback.status == "confirmed":
+        raise CommandError(render("rollback_exists.j2", rollback=rollback, tz=ctx.tz))
+    rollback.status = "cancelled"
+    ctx.session.add(rollback)
+    record(ctx, "rollback.cancelled", rollback_id=rollback.id, reason=rollback.reason)
+    post(ctx, ctx.launch.war_room, "rollback_confirmation", kind="rollback.confirmation_update",
+         update_ref=rollback_ref(rollback), **confirmation_values(ctx, rollback))
+    return Result(reply="You cancelled the rollback request; nothing was broadcast.")
+
+
+@action("rollback_step")
+def step_button(ctx: Context, value: str) -> Result:
+    rollback_id, _, position = value.partition(":")
+    if not position.isdigit():
+        raise CommandError("That button's value is not one warroom knows.")
+    rollback = load(ctx, rollback_id)
+    step = ctx.session.exec(
+        select(RollbackStep).where(RollbackStep.rollback_id == rollback.id, RollbackStep.position == int(position))
+        .with_for_update()
+    ).first()
+    if step is None or rollback.status != "confirmed":
+        raise CommandError("That checklist step is not one of a confirmed rollback.")
+    if step.done_at is not None:
+        return Result(reply=render("rollback_step_already.j2", step=step, tz=ctx.tz))
+    step.done_by = ctx.user
+    step.done_at = ctx.now
+    ctx.session.add(step)
+    record(ctx, "rollback.step_done", rollback_id=rollback.id, position=step.position, step=step.text)
+    steps = list(ctx.session.exec(
+        select(RollbackStep).where(RollbackStep.rollback_id == rollback.id).order_by(RollbackStep.position)).all())
+    post(ctx, ctx.launch.war_room, "rollback_checklist", kind="rollback.checklist_update",
+         update_ref=checklist_ref(rollback), **checklist_values(ctx, rollback, steps))
+    if all(s.done_at is not None for s in steps):
+        record(ctx, "rollback.checklist_complete", rollback_id=rollback.id)
+        post(ctx, ctx.launch.war_room, "rollback_checklist_done", kind="rollback.checklist_done",
+             rollback=rollback, steps=steps)
+    return Result(reply=f"Step {step.position} ticked.")
+
+
+# -- the feature-flag webhook: claimed and recorded here, called at the edge (bot/flag_webhook.py) --------
+
+
+@dataclass(frozen=True)
+class WebhookClaim:
+    timer_id: int
+    rollback_id: int
+    lease_until: object
+    claim: int
+
+
+@dataclass(frozen=True)
+class WebhookOutcome:
+    ok: bool
+    status: int | None = None
+    error: str | None = None
+    attempts: int = 1
+    elapsed_ms: float = 0.0
+
+
+def claim_webhook(ctx: Context, timer_id: int, lease: timedelta) -> WebhookClaim | None:
+    """Take a due webhook timer for `lease` (compare-and-set on due_at); None when another runner has it."""
+    lease_until = ctx.now + lease
+    won = ctx.session.exec(  # type: ignore[call-overload]
+        update(Timer).where(Timer.id == timer_id, Timer.kind == WEBHOOK_KIND, Timer.done_at.is_(None),  # type: ignore[union-attr]
+                            Timer.due_at <= ctx.now).values(due_at=lease_until)  # type: ignore[operator]
+    ).rowcount
+    if won != 1:
+        return None
+    timer = ctx.session.get(Timer, timer_id)
+    assert timer is not None and timer.subject_id is not None
+    ctx.session.refresh(timer)
+    claims = int(timer.payload.get("claims", 0)) + 1
+    timer.payload = {**timer.payload, "claims": claims}
+    ctx.session.add(timer)
+    return WebhookClaim(timer_id=timer_id, rollback_id=timer.subject_id, lease_until=lease_until, claim=claims)
+
+
+def record_webhook_outcome(ctx: Context, claim: WebhookClaim, outcome: WebhookOutcome) -> None:
+    """What the flag webhook answered: stored, audited, and told to the war room (loudly when it failed)."""
+    timer = ctx.session.exec(select(Timer).where(Timer.id == claim.timer_id).with_for_update()).one()
+    if timer.done_at is not None:  # a runner whose lease had expired finished first: the flag call is idempotent
+        record(ctx, "rollback.webhook_duplicate", rollback_id=claim.rollback_id, ok=outcome.ok, status=outcome.status)
+        return
+    timer.done_at = ctx.now
+    timer.payload = {**timer.payload, "ok": outcome.ok, "status": outcome.status, "error": outcome.error}
+    ctx.session.add(timer)
+    rollback = ctx.session.get(Rollback, claim.rollback_id)
+    assert rollback is not None
+    summary = f"HTTP {outcome.status}" if outcome.status is not None else (outcome.error or "no answer")
+    rollback.webhook_status = (summary if outcome.ok else f"failed: {summary}")[:200]
+    ctx.session.add(rollback)
+    record(ctx, "rollback.webhook", rollback_id=rollback.id, ok=outcome.ok, status=outcome.status,
+           error=outcome.error, attempts=outcome.attempts, elapsed_ms=round(outcome.elapsed_ms, 1))
+    template = "rollback_webhook_ok" if outcome.ok else "rollback_webhook_failed"
+    post(ctx, ctx.launch.war_room, template, kind="rollback.webhook", rollback=rollback, outcome=outcome,
+         commander=role_holder(ctx.session, ctx.launch.id, COMMANDER),
+         eng=role_holder(ctx.session, ctx.launch.id, "eng_oncall"))
