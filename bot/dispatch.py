@@ -20,6 +20,7 @@ from bot.config import Config
 from commands.clock import Clock
 from commands.context import Context, Result, note_activity, record
 from commands.errors import CommandError, Refused
+from commands.escape import slack_escape
 from commands.registry import ACTIONS, SLASH, VIEWS
 from commands.setup import launch_for_channel
 from db.models import Launch
@@ -76,7 +77,7 @@ class Dispatcher:
             return Result(reply=f"`{name[:40]}` is not a warroom command. Try /warroom help.")
         if len(text) > MAX_COMMAND_TEXT:
             return Result(reply=f"That command is {len(text)} characters long; keep it under {MAX_COMMAND_TEXT}.\n"
-                                f"Usage: {command.usage}")
+                                f"Usage: {slack_escape(command.usage)}")
         return self.run(user, channel, lambda ctx: command.handler(ctx, text.strip()), f"{name} {text}")
 
     def action(self, action_id: str, value: str, user: str, channel: str | None,

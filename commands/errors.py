@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from commands.escape import slack_escape
+
 
 class CommandError(Exception):
     """Malformed or impossible: nothing is stored, the actor is told why and how to write it."""
@@ -13,7 +15,7 @@ class CommandError(Exception):
 
     @property
     def reply(self) -> str:
-        return f"{self.message}\nUsage: {self.usage}" if self.usage else self.message
+        return f"{self.message}\nUsage: {slack_escape(self.usage)}" if self.usage else self.message
 
 
 class Refused(CommandError):
