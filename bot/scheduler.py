@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from bot.dispatch import Dispatcher
 from bot.flag_webhook import run_rollback_webhooks
+from bot.probes import ProbeLoop
 from commands.context import Context
 from commands.registry import TIMERS
 from db.models import Timer
@@ -26,7 +27,7 @@ log = logging.getLogger("warroom.scheduler")
 BATCH = 500
 # Timer kinds whose work is network I/O: never run inside the claiming transaction by run_due, but by
 # their own runner (a separate job, so a slow remote never delays escalations).
-EDGE_KINDS = frozenset({"rollback_webhook"})
+EDGE_KINDS = frozenset({"rollback_webhook", "probe"})  # probe: bot/probes.py
 
 
 def due_timers(dispatcher: Dispatcher, now: datetime) -> list[tuple[int, int]]:
@@ -75,8 +76,11 @@ class Scheduler:
 
     def __init__(self, dispatcher: Dispatcher, *, interval: float = 1.0) -> None:
         self.dispatcher = dispatcher
+        self.probes = ProbeLoop(dispatcher)
         self._scheduler = BackgroundScheduler(timezone="UTC")
         self._scheduler.add_job(self._pass, "interval", seconds=interval, id="due-work", max_instances=1,
+                                coalesce=True, misfire_grace_time=None)
+        self._scheduler.add_job(self._probe_pass, "interval", seconds=interval, id="probes", max_instances=1,
                                 coalesce=True, misfire_grace_time=None)
         self._scheduler.add_job(self._edge_pass, "interval", seconds=interval, id="edge-work", max_instances=1,
                                 coalesce=True, misfire_grace_time=None)
@@ -93,6 +97,12 @@ class Scheduler:
         if n:
             log.info("timers run", extra={"count": n, "ms": round((time.monotonic() - started) * 1000, 1)})
 
+    def _probe_pass(self) -> None:
+        try:
+            self.probes.run_once()
+        except Exception:  # a database blip must not stop the probes for good
+            log.exception("probe pass failed")
+
     def start(self) -> None:
         self._scheduler.start()
 
@@ -100,4 +110,6 @@ class Scheduler:
         self._scheduler.wakeup()
 
     def stop(self) -> None:
-        self._scheduler.shutdown(wait=False)
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        self.probes.close()
