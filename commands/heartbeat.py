@@ -21,6 +21,7 @@ from commands.context import Context, Result, post, record
 from commands.errors import CommandError
 from commands.parse import format_duration, parse_duration
 from commands.registry import slash, timer
+from commands.render import slack_escape
 from db.models import Activity, Incident, Launch, ProbeResult, Timer
 
 USAGE = "/heartbeat  ·  /heartbeat pause  ·  /heartbeat resume  ·  /heartbeat every 15m"
@@ -128,7 +129,7 @@ def engagement(ctx: Context, window: timedelta) -> dict[str, Any]:
             return {"count": int(result.value), "source": figure["name"]}
     count = ctx.session.exec(
         select(func.count(func.distinct(Activity.user_id))).where(
-            Activity.launch_id == ctx.launch.id, Activity.at > ctx.now - window, Activity.at <= ctx.now)
+            Activity.launch_id == ctx.launch.id, Activity.at >= ctx.now - window, Activity.at <= ctx.now)
     ).one()
     return {"count": int(count), "source": None}
 
@@ -174,7 +175,7 @@ def heartbeat_command(ctx: Context, text: str) -> Result:
         return Result(reply="Heartbeat posted in the war room.")
     verb = words[0].lower()
     if verb not in ("pause", "resume", "every"):
-        raise CommandError(f"`{words[0][:40]}` is not a /heartbeat subcommand.", USAGE)
+        raise CommandError(f"`{slack_escape(words[0][:40])}` is not a /heartbeat subcommand.", USAGE)
     if verb in ("pause", "resume") and len(words) > 1:
         raise CommandError(f"`/heartbeat {verb}` takes nothing after it.", USAGE)
     every = None
@@ -183,7 +184,7 @@ def heartbeat_command(ctx: Context, text: str) -> Result:
             raise CommandError("`/heartbeat every` needs one duration, like `15m`.", USAGE)
         every = parse_duration(words[1])
         if every is None:
-            raise CommandError(f"`{words[1][:40]}` is not a duration like 15m or 1h.", USAGE)
+            raise CommandError(f"`{slack_escape(words[1][:40])}` is not a duration like 15m or 1h.", USAGE)
         if not MIN_EVERY <= every <= MAX_EVERY:
             raise CommandError(f"The heartbeat runs every {format_duration(MIN_EVERY)} to "
                                f"{format_duration(MAX_EVERY)}; {format_duration(every)} is outside that.", USAGE)

@@ -21,7 +21,7 @@ from commands.errors import CommandError
 from commands.heartbeat import open_incidents, pending_heartbeats, start_heartbeat
 from commands.parse import parse_time
 from commands.registry import slash, timer
-from commands.render import render
+from commands.render import render, slack_escape
 from commands.setup import schedule_run_of_show
 from db.models import Launch, Timer
 
@@ -79,7 +79,7 @@ def summarise_missed(ctx: Context, first: Timer) -> None:
     cutoff = ctx.now - SUMMARISE_AFTER
     others = ctx.session.exec(
         select(Timer.id).where(Timer.launch_id == first.launch_id, Timer.kind == "mark", Timer.id != first.id,
-                               Timer.done_at.is_(None), Timer.due_at <= cutoff)  # type: ignore[union-attr,operator]
+                               Timer.done_at.is_(None), Timer.due_at < cutoff)  # type: ignore[union-attr,operator]
     ).all()
     missed = [first]
     for timer_id in others:
@@ -98,6 +98,7 @@ def summarise_missed(ctx: Context, first: Timer) -> None:
     if t0_missed and launch.started_at is None and launch.t0 is not None and not pending_heartbeats(ctx, launch):
         heartbeat_started = start_heartbeat(ctx, launch, launch.t0) is not None
     items = [{"label": t.payload.get("label"), "text": t.payload.get("text", ""), "due_at": t.due_at,
+              "when": _local(ctx, t.due_at) if t.due_at else "",
               "late": ctx.now - t.due_at if t.due_at else None, "t0": bool(t.payload.get("t0"))} for t in missed]
     post(ctx, launch.war_room, "marks_missed", kind="launch.marks_missed", items=items,
          announced=launch.started_at is not None, heartbeat_started=heartbeat_started)
@@ -119,7 +120,7 @@ def launch_command(ctx: Context, text: str) -> Result:
             raise CommandError("`/launch t0` needs the new T0 as an ISO time with its offset.", USAGE)
         when = parse_time(rest) if len(rest) <= 60 else None
         if when is None:
-            raise CommandError(f"`{rest[:40]}` is not an ISO time with an offset, like 2025-10-16T10:00:00-07:00.",
+            raise CommandError(f"`{slack_escape(rest[:40])}` is not an ISO time with an offset, like 2025-10-16T10:00:00-07:00.",
                                USAGE)
         if abs(when - ctx.now) > MAX_T0_SHIFT:
             raise CommandError("T0 must be within a year of now.", USAGE)
@@ -133,7 +134,7 @@ def launch_command(ctx: Context, text: str) -> Result:
             launch = ctx.launch
             return Result(reply=render("launch_already_started.j2", launch=launch, tz=ctx.tz))
         return Result(reply="Launch announced in the war room and the broadcast channels; the heartbeat is running.")
-    raise CommandError(f"`{verb[:40]}` is not a /launch subcommand.", USAGE)
+    raise CommandError(f"`{slack_escape(verb[:40])}` is not a /launch subcommand.", USAGE)
 
 
 def move_t0(ctx: Context, when: datetime) -> Result:
