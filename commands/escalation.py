@@ -76,10 +76,11 @@ def escalate(ctx: Context, incident: Incident, level: int, *, due_at: datetime |
         ctx.session.add(following)
         ctx.session.flush()
         next_timer_id = following.id
-    post(ctx, ctx.launch.war_room, "escalation", kind="incident.escalation", thread_ref=incident_ref(incident),
-         in_thread=True, **values)
+    # the war-room ping first (it is the one that arms the next level), then the same in the incident's thread
     post(ctx, ctx.launch.war_room, "escalation", kind="incident.escalation", arms_timer_id=next_timer_id,
          in_thread=False, **values)
+    post(ctx, ctx.launch.war_room, "escalation", kind="incident.escalation", thread_ref=incident_ref(incident),
+         in_thread=True, **values)
     record(ctx, "incident.escalated", incident_id=incident.id, number=incident.number, level=incident.escalations,
            role=target.role, user=target.user, skipped=target.skipped, exhausted=target.exhausted,
            waited_s=values["waited"].total_seconds(), late_s=late.total_seconds(),
