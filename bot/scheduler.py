@@ -14,6 +14,7 @@ from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import update
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, select
 
 from bot.dispatch import Dispatcher
@@ -21,7 +22,7 @@ from bot.flag_webhook import run_rollback_webhooks
 from bot.probes import ProbeLoop
 from commands.context import Context
 from commands.registry import TIMERS
-from db.models import Timer
+from db.models import Launch, Timer
 
 log = logging.getLogger("warroom.scheduler")
 BATCH = 500
@@ -42,15 +43,38 @@ def due_timers(dispatcher: Dispatcher, now: datetime) -> list[tuple[int, int]]:
 
 
 def run_due(dispatcher: Dispatcher) -> int:
-    """One pass over due work. Returns how many timers this process claimed and ran."""
+    """One pass over due work. Returns how many timers this process claimed and ran.
+
+    Each timer is claimed and run in its own transaction; the pass keeps one
+    connection for all of them (with SQLite's NullPool a connection per
+    transaction costs more than the work itself).
+    """
+    due = due_timers(dispatcher, dispatcher.clock.now())
+    if not due:
+        return 0
     done = 0
-    for timer_id, launch_id in due_timers(dispatcher, dispatcher.clock.now()):
-        try:
-            if dispatcher.tick(lambda ctx, tid=timer_id: _claim_and_run(ctx, tid), launch_id=launch_id):
-                done += 1
-        except Exception:
-            log.exception("timer failed", extra={"timer_id": timer_id})
+    with dispatcher.engine.connect() as connection:
+        for timer_id, launch_id in due:
+            try:
+                if _run_one(dispatcher, connection, timer_id, launch_id):
+                    done += 1
+            except Exception:
+                log.exception("timer failed", extra={"timer_id": timer_id})
+                if connection.in_transaction():
+                    connection.rollback()
     return done
+
+
+def _run_one(dispatcher: Dispatcher, connection: Connection, timer_id: int, launch_id: int) -> bool:
+    with Session(bind=connection, expire_on_commit=False) as session:
+        now = dispatcher.clock.now()
+        launch = session.get(Launch, launch_id)
+        assert launch is not None
+        ctx = Context(session=session, now=now, config=dispatcher.config, user="warroom", launch=launch)
+        won = _claim_and_run(ctx, timer_id)
+        session.commit()
+    dispatcher.on_commit()
+    return won
 
 
 def _claim_and_run(ctx: Context, timer_id: int) -> bool:
