@@ -177,13 +177,14 @@ def test_wrong_role_is_refused(early: Harness) -> None:
     assert texts(early, LIVE) == [] and texts(early, "T0 moved") == []
 
 
-@pytest.mark.parametrize("text", [
-    "t0", "t0 tomorrow", "t0 2025-10-16T10:00:00", "t0 2030-01-01T00:00:00Z", "t0 <!channel>",
-    "start now", "status please", "launch", "<!channel>", "t0 " + "9" * 3000,
-])
-def test_bad_input_changes_nothing(early: Harness, text: str) -> None:
-    r = early.slash("/launch", text)
-    reply = r.json()["text"]
-    assert "Usage: /launch" in reply and "<!channel>" not in reply
+BAD = ["t0", "t0 tomorrow", "t0 2025-10-16T10:00:00", "t0 2030-01-01T00:00:00Z", "t0 <!channel>",
+       "start now", "status please", "launch", "<!channel>", "t0 " + "9" * 3000]
+
+
+def test_bad_input_changes_nothing(early: Harness) -> None:
+    for text in BAD:
+        r = early.slash("/launch", text)
+        reply = r.json()["text"]
+        assert "Usage: /launch" in reply and "<!channel>" not in reply, text
     assert early.outbox() == [] and [e for e in early.events() if e.kind.startswith("launch.")] == []
     assert {t.payload["label"]: t.due_at for t in live_timers(early, "mark")}["T0"] == START
