@@ -188,6 +188,15 @@ class Rehearsal:
                 break
             time.sleep(max(0.002, min(POLL_S, POLL_VIRTUAL_S / self.clock.speed)))
         self.pump()
+        # messages held back by Slack's pacing (1 a second a channel) are still delivered before the end
+        deadline = time.monotonic() + 30
+        while self.undelivered() and time.monotonic() < deadline:
+            time.sleep(0.1)
+            self.pump()
+
+    def undelivered(self) -> int:
+        with Session(self.runtime.engine) as session:
+            return len(session.exec(select(OutboxMessage.id).where(OutboxMessage.status == "pending")).all())
 
 
 def skip_before(runtime: Runtime, launch: Launch, start: datetime) -> None:
@@ -252,6 +261,7 @@ def run_rehearsal(env: Env, speed: float, start: str, until: str, channel: str |
     if missing:
         console.print(f"[REHEARSAL] not on this build, so left out: {', '.join(missing)}")
     try:
+        clock.advance(t0 + start_offset - clock.now())  # setting up took real time: start the day at --from
         rehearsal.run()
         retro_path = (out_dir or Path.cwd()) / f"rehearsal-retrospective-{real_now:%Y%m%d-%H%M%S}.md"
         with Session(engine, expire_on_commit=False) as session:

@@ -19,9 +19,9 @@ from sqlmodel import select
 from commands.authority import locked_launch, require_commander
 from commands.context import Context, Result, post, record
 from commands.errors import CommandError
+from commands.escape import quote
 from commands.parse import format_duration, parse_duration
 from commands.registry import slash, timer
-from commands.render import slack_escape
 from db.models import Activity, Incident, Launch, ProbeResult, Timer
 
 USAGE = "/heartbeat  ·  /heartbeat pause  ·  /heartbeat resume  ·  /heartbeat every 15m"
@@ -175,7 +175,7 @@ def heartbeat_command(ctx: Context, text: str) -> Result:
         return Result(reply="Heartbeat posted in the war room.")
     verb = words[0].lower()
     if verb not in ("pause", "resume", "every"):
-        raise CommandError(f"`{slack_escape(words[0][:40])}` is not a /heartbeat subcommand.", USAGE)
+        raise CommandError(f"{quote(words[0])} is not a /heartbeat subcommand.", USAGE)
     if verb in ("pause", "resume") and len(words) > 1:
         raise CommandError(f"`/heartbeat {verb}` takes nothing after it.", USAGE)
     every = None
@@ -184,7 +184,7 @@ def heartbeat_command(ctx: Context, text: str) -> Result:
             raise CommandError("`/heartbeat every` needs one duration, like `15m`.", USAGE)
         every = parse_duration(words[1])
         if every is None:
-            raise CommandError(f"`{slack_escape(words[1][:40])}` is not a duration like 15m or 1h.", USAGE)
+            raise CommandError(f"{quote(words[1])} is not a duration like 15m or 1h.", USAGE)
         if not MIN_EVERY <= every <= MAX_EVERY:
             raise CommandError(f"The heartbeat runs every {format_duration(MIN_EVERY)} to "
                                f"{format_duration(MAX_EVERY)}; {format_duration(every)} is outside that.", USAGE)

@@ -18,10 +18,11 @@ from sqlmodel import select
 from commands.authority import locked_launch, require_commander
 from commands.context import Context, Result, post, record
 from commands.errors import CommandError
+from commands.escape import quote
 from commands.heartbeat import open_incidents, pending_heartbeats, start_heartbeat
 from commands.parse import parse_time
 from commands.registry import slash, timer
-from commands.render import render, slack_escape
+from commands.render import render
 from commands.setup import schedule_run_of_show
 from db.models import Launch, Timer
 
@@ -120,7 +121,7 @@ def launch_command(ctx: Context, text: str) -> Result:
             raise CommandError("`/launch t0` needs the new T0 as an ISO time with its offset.", USAGE)
         when = parse_time(rest) if len(rest) <= 60 else None
         if when is None:
-            raise CommandError(f"`{slack_escape(rest[:40])}` is not an ISO time with an offset, like 2025-10-16T10:00:00-07:00.",
+            raise CommandError(f"{quote(rest)} is not an ISO time with an offset, like 2025-10-16T10:00:00-07:00.",
                                USAGE)
         if abs(when - ctx.now) > MAX_T0_SHIFT:
             raise CommandError("T0 must be within a year of now.", USAGE)
@@ -134,7 +135,7 @@ def launch_command(ctx: Context, text: str) -> Result:
             launch = ctx.launch
             return Result(reply=render("launch_already_started.j2", launch=launch, tz=ctx.tz))
         return Result(reply="Launch announced in the war room and the broadcast channels; the heartbeat is running.")
-    raise CommandError(f"`{slack_escape(verb[:40])}` is not a /launch subcommand.", USAGE)
+    raise CommandError(f"{quote(verb)} is not a /launch subcommand.", USAGE)
 
 
 def move_t0(ctx: Context, when: datetime) -> Result:

@@ -3,36 +3,22 @@ restarts, and posts exactly one next ping (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
-import httpx
 import pytest
 import yaml
 from sqlmodel import Session, select
 
 from db.models import AuditEvent, Timer
 from db.session import make_engine
-from tests.harness import SECRET, TOKEN, sign
+from tests.processes import ServeProcess
 from tests.standin import SlackStandin
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.process
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(what: str, fn: Callable[[], Any], timeout: float) -> Any:
@@ -45,40 +31,8 @@ def wait_for(what: str, fn: Callable[[], Any], timeout: float) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-class Bot:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log, self.port = env, log, int(env["PORT"])
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=self.env,
-                                         stdout=out, stderr=out)
-        wait_for("healthz", self.healthy, 15)
-
-    def healthy(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"serve exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-        try:
-            return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=10)
-
-    def slash(self, command: str, text: str, user: str) -> httpx.Response:
-        body = urlencode({"command": command, "text": text, "user_id": user, "channel_id": "C0WARROOM",
-                          "team_id": "T0STANDIN", "response_url": "http://127.0.0.1:9/respond", "trigger_id": "t.1"})
-        return httpx.post(f"http://127.0.0.1:{self.port}/slack/events", content=body, timeout=10,
-                          headers={"Content-Type": "application/x-www-form-urlencoded", **sign(body)})
-
-
 @pytest.fixture
-def served(tmp_path: Path, database_url: str) -> Iterator[tuple[Bot, SlackStandin, str]]:
+def served(tmp_path: Path, database_url: str) -> Iterator[tuple[ServeProcess, SlackStandin, str]]:
     standin = SlackStandin().start()
     config = {
         "launch": {"name": "Process launch", "t0": (datetime.now(UTC) + timedelta(seconds=2)).isoformat()},
@@ -90,16 +44,12 @@ def served(tmp_path: Path, database_url: str) -> Iterator[tuple[Bot, SlackStandi
     }
     path = tmp_path / "warroom.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": standin.api_url,
-           "DATABASE_URL": database_url, "WARROOM_CONFIG": str(path), "PORT": str(free_port()),
-           "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
-    env.pop("SLACK_APP_TOKEN", None)
-    bot = Bot(env, tmp_path / "serve.log")
+    bot = ServeProcess(api_url=standin.api_url, database_url=database_url, config_path=path,
+                       extra_env={"LOG_LEVEL": "WARNING"}, log_path=tmp_path / "serve.log")
     try:
         yield bot, standin, database_url
     finally:
-        bot.kill(signal.SIGTERM)
-        bot.kill()
+        bot.stop()
         standin.stop()
 
 
@@ -119,11 +69,11 @@ def next_level_armed(database_url: str) -> bool:
         engine.dispose()
 
 
-def test_escalation_survives_sigkill_exactly_once(served: tuple[Bot, SlackStandin, str]) -> None:
+def test_escalation_survives_sigkill_exactly_once(served: tuple[ServeProcess, SlackStandin, str]) -> None:
     bot, standin, database_url = served
     began = time.monotonic()
     bot.start()
-    r = bot.slash("/incident", "sev1 checkout 500s", "U0SCRIBE")
+    r = bot.slash("/incident", "sev1 checkout 500s", user="U0SCRIBE")
     assert r.status_code == 200 and "INC-1" in r.json()["text"]
     declared = time.monotonic()
     wait_for("the notification", lambda: [p for p in standin.posts("C0WARROOM") if "INCIDENT [Critical]" in p["text"]], 5)
