@@ -146,13 +146,13 @@ class Rehearsal:
             if not run_due(self.runtime.dispatcher) and not self.runtime.outbox.drain():
                 return
 
-    def act(self, step: Step) -> None:
+    def act(self, step: Step, at: datetime | None = None) -> None:
         launch = self.launch()
         with Session(self.runtime.engine) as session:
             user = role_holder(session, launch.id, step.role)  # type: ignore[arg-type]
         text = step.text.replace("{inc}", str(self.incident or 1))
         line = f"{step.name} {text}".strip() if step.kind == "slash" else f":press {step.name} {text}"
-        self.console.print(f"\n▶ {self.label(self.clock.now())}  @{user or '?'} ({step.role}): {line}   # {step.what}")
+        self.console.print(f"\n▶ {self.label(at or self.clock.now())}  @{user or '?'} ({step.role}): {line}   # {step.what}")
         if not step.known:
             note = f"{step.name} is not on this build; step skipped"
             self.skipped.append(step.name)
@@ -181,9 +181,9 @@ class Rehearsal:
         pending = list(self.steps)
         while True:
             now = self.clock.now()
-            self.pump()
             while pending and self.t0 is not None and self.t0 + pending[0].at <= now:
-                self.act(pending.pop(0))
+                self.act(pending.pop(0), now)
+            self.pump()
             if now >= self.end:
                 break
             time.sleep(max(0.002, min(POLL_S, POLL_VIRTUAL_S / self.clock.speed)))
