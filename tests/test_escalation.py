@@ -23,6 +23,7 @@ def test_chain_is_climbed_then_last_role_repeats(bot: Harness) -> None:
     declare(bot)
     notification = channel_posts(bot)[-1]["text"]
     assert notification.startswith("INCIDENT [Critical]") and "<@U0COMMANDER>" in notification
+    notification_ts = [m for m in bot.standin.messages["C0WARROOM"] if "INCIDENT" in (m["text"] or "")][0]["ts"]
     bot.advance(timedelta(minutes=4, seconds=59))
     assert pings(bot) == []
     bot.advance(timedelta(seconds=1))
@@ -30,6 +31,7 @@ def test_chain_is_climbed_then_last_role_repeats(bot: Harness) -> None:
     assert len(first) == 1
     assert "INC-1" in first[0] and "escalating to <@U0ENG>" in first[0] and "5m" in first[0]
     assert len(pings(bot, thread=True)) == 1 and "<@U0ENG>" in pings(bot, thread=True)[0]
+    assert [p["thread_ts"] for p in thread_posts(bot) if "escalat" in p["text"]] == [notification_ts]
     bot.advance(timedelta(minutes=5))
     assert len(pings(bot)) == 2 and "escalating to <@U0EXEC>" in pings(bot)[1] and "10m" in pings(bot)[1]
     bot.advance(timedelta(minutes=5))
@@ -218,14 +220,6 @@ def test_plan_check_is_only_for_critical(bot: Harness) -> None:
     bot.advance(timedelta(minutes=20))
     assert texts(bot, "with no update posted") == []
     assert timers(bot, "plan_check") == []
-
-
-def test_thread_ping_goes_in_the_incident_thread(bot: Harness) -> None:
-    declare(bot)
-    notification_ts = [m for m in bot.standin.messages["C0WARROOM"] if "INCIDENT" in (m["text"] or "")][0]["ts"]
-    bot.advance(timedelta(minutes=5))
-    in_thread = [p for p in thread_posts(bot) if "escalat" in p["text"]]
-    assert len(in_thread) == 1 and in_thread[0]["thread_ts"] == notification_ts
 
 
 def test_custom_chain_with_short_ack(standin, database_url) -> None:  # type: ignore[no-untyped-def]

@@ -185,9 +185,6 @@ def test_wrong_role_is_refused_naming_the_commander(bot: Harness) -> None:
     assert len(bot.events("command.refused")) == 3
     bot.deliver()
     assert bot.posts() == []
-
-
-def test_no_commander_is_said(bot: Harness) -> None:
     set_role(bot, "commander", None, bot.clock.now())
     r = bot.slash("/heartbeat", "pause", user="U0COMMANDER")
     assert "no one holds the commander role" in r.json()["text"]

@@ -44,7 +44,7 @@ class Site:
                 site.hits[path] = site.hits.get(path, 0) + 1
                 mode = site.mode.get(path, "ok")
                 if mode == "slow":
-                    time.sleep(0.4)
+                    time.sleep(0.25)
                 if mode == "hang":
                     time.sleep(1.6)
                 status = 500 if mode == "fail" else 200
@@ -77,7 +77,7 @@ def site() -> Iterator[Site]:
 
 def probe_config(site: Site) -> dict[str, Any]:
     return {**TEST_CONFIG, "run_of_show": [], "probes": [
-        {"name": "app", "url": f"{site.url}/app", "threshold_ms": 300, "every": "1m", "timeout": "1s"},
+        {"name": "app", "url": f"{site.url}/app", "threshold_ms": 150, "every": "1m", "timeout": "1s"},
         {"name": "api", "url": f"{site.url}/api", "every": "5m", "timeout": "1s"},
         {"name": "sessions", "url": f"{site.url}/sessions", "metric": "engagement", "every": "1m"},
     ]}
@@ -110,7 +110,7 @@ def alerts(bot: Harness) -> list[dict[str, Any]]:
 def test_fast_probes_are_stored_and_feed_the_heartbeat(watched: Harness) -> None:
     assert check(watched) == 3
     app = results(watched, "app")
-    assert len(app) == 1 and app[0].ok and app[0].status_code == 200 and 0 < (app[0].latency_ms or 0) < 300
+    assert len(app) == 1 and app[0].ok and app[0].status_code == 200 and 0 < (app[0].latency_ms or 0) < 150
     assert results(watched, "sessions")[0].value == 42
     watched.slash("/heartbeat", "", user="U0ENG")
     watched.deliver()
@@ -136,7 +136,7 @@ def test_slow_probe_alerts_once_then_recovers_once(watched: Harness, site: Site)
     check(watched)
     assert len(alerts(watched)) == 1
     alert = alerts(watched)[0]
-    assert "*app* is slow" in alert["text"] and "300 ms threshold" in alert["text"]
+    assert "*app* is slow" in alert["text"] and "150 ms threshold" in alert["text"]
     button = alert["blocks"][1]["elements"][0]
     assert button["action_id"] == "probe_declare" and button["value"] == "app"
     for _ in range(3):
