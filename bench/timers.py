@@ -11,6 +11,7 @@ resident memory. Targets (issue 3): pass < 200 ms, delay p99 < 2 s, RSS < 200 MB
 from __future__ import annotations
 
 import argparse
+import random
 import resource
 import statistics
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import update  # noqa: E402
+from sqlalchemy import delete, update  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
 from bot.config import parse_config  # noqa: E402
@@ -94,7 +95,9 @@ def make_due(engine: object, count: int, at: datetime, spread_s: float = 0.0) ->
                           .order_by(Timer.subject_id)).all())
         step = max(len(ids) // count, 1)
         chosen = ids[::step][:count]
-        for i, timer_id in enumerate(chosen):
+        slots = list(range(len(chosen)))
+        random.Random(7).shuffle(slots)  # deadlines of one launch land at unrelated moments, as they do
+        for i, timer_id in zip(slots, chosen, strict=True):
             offset = timedelta(seconds=spread_s * i / max(count - 1, 1)) if spread_s else timedelta(0)
             s.exec(update(Timer).where(Timer.id == timer_id).values(due_at=at + offset))  # type: ignore[call-overload]
     return chosen  # type: ignore[return-value]
@@ -145,7 +148,10 @@ def main() -> int:
     if args.live <= 0:
         engine.dispose()
         return 0
-    # live: the real APScheduler wake-up and the real outbox on real time, an instant Slack
+    # live: the real APScheduler wake-up and the real outbox on real time, an instant Slack.
+    # The passes above queued messages nobody delivered: clear them so the live run starts with an empty outbox.
+    with transaction(engine) as s:
+        s.exec(delete(OutboxMessage))  # type: ignore[call-overload]
     transport = InstantSlack()
     outbox = Outbox(engine, transport, clock, workers=8)
     dispatcher = Dispatcher(engine=engine, config=config, clock=clock, on_commit=outbox.wake)
