@@ -1,25 +1,18 @@
-"""Who may steer: commands that are the commander's refuse anyone else, naming who holds the role."""
+"""Who may steer (the console's commander rule) and the launch row locked for a change."""
 
 from __future__ import annotations
 
 from sqlmodel import select
 
-from commands.context import Context, role_holder
-from commands.errors import Refused
-from commands.render import render
+from commands.context import Context
 from db.models import Launch
 
 
-def require_commander(ctx: Context, command: str) -> str:
-    """The commander's user id, or Refused (written to the audit trail by the dispatcher)."""
-    assert ctx.launch.id is not None
-    holder = role_holder(ctx.session, ctx.launch.id, "commander")
-    if holder is None:
-        raise Refused(f"Only the commander can run `{command}`, and no one holds the commander role: "
-                      "set one with `/role commander @user`.", command)
-    if ctx.user != holder:
-        raise Refused(f"Only the commander ({render('who.j2', user=holder)}) can run `{command}`.", command)
-    return holder
+def require_commander(ctx: Context, command: str) -> None:
+    """The console's rule (commands/roles.py): refused, naming the holder, unless the actor is the commander."""
+    from commands.roles import require_commander as console_rule
+
+    console_rule(ctx, command)
 
 
 def locked_launch(ctx: Context) -> Launch:

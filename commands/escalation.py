@@ -121,6 +121,12 @@ def escalate_waiting_for_checkpoint(ctx: Context) -> list[Incident]:
     return escalated
 
 
+def escalate_at_checkpoint(ctx: Context, incident: Incident) -> Target:
+    """/checkpoint's hook (commands/checkpoint.py): one incident waiting for `next_checkpoint` escalates
+    one level up its chain now."""
+    return escalate(ctx, incident, incident.escalation_level + 1)
+
+
 @timer("plan_check")
 def plan_check_due(ctx: Context, due: Timer) -> None:
     """Seed §5: no Critical may stand open 15 minutes without a plan. Pings the commander once."""

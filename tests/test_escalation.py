@@ -126,10 +126,15 @@ def test_sev3_waits_for_the_checkpoint_then_raised_gets_a_clock(bot: Harness) ->
     assert live_timers(bot, "escalation") == []
     bot.advance(timedelta(hours=2))
     assert pings(bot) == []
+    r = bot.slash("/checkpoint", "T+2h review", user="U0COMMANDER")  # the console's /checkpoint calls our hook
+    assert r.status_code == 200
+    bot.deliver()
+    assert len(pings(bot)) == 1 and "at this checkpoint" in pings(bot)[0] and "<@U0COMMANDER>" in pings(bot)[0]
+    assert bot.incidents()[0].escalations == 1
     escalated = bot.runtime.dispatcher.tick(lambda ctx: [i.number for i in escalate_waiting_for_checkpoint(ctx)])
     assert escalated == [1]
     bot.deliver()
-    assert len(pings(bot)) == 1 and "checkpoint" in pings(bot)[0] and "<@U0COMMANDER>" in pings(bot)[0]
+    assert len(pings(bot)) == 2
     assert live_timers(bot, "escalation") == []  # the next checkpoint is its next deadline
     bot.slash("/incident", "sev INC-1 sev1", user="U0COMMANDER")
     assert len(live_timers(bot, "escalation")) == 1

@@ -168,10 +168,10 @@ def test_two_racers_post_each_mark_and_the_announcement_once(early: Harness) -> 
 def test_wrong_role_is_refused(early: Harness) -> None:
     for text in ("t0 2025-10-16T12:00:00-07:00", "start"):
         r = early.slash("/launch", text, user="U0ENG")
-        assert "Only the commander (<@U0COMMANDER>)" in r.json()["text"]
+        assert "The commander is <@U0COMMANDER>" in r.json()["text"]
     set_role(early, "commander", None, early.clock.now())
     r = early.slash("/launch", "start", user="U0COMMANDER")
-    assert "no one holds the commander role" in r.json()["text"]
+    assert "Nobody holds the commander role" in r.json()["text"]
     assert len(early.events("command.refused")) == 3
     early.deliver()
     assert texts(early, LIVE) == [] and texts(early, "T0 moved") == []
