@@ -129,24 +129,24 @@ class Outbox:
             heads = select(OutboxMessage.channel, func.min(OutboxMessage.id).label("id")).where(
                 OutboxMessage.status == "pending").group_by(OutboxMessage.channel).subquery()
             rows = session.exec(select(OutboxMessage).join(heads, OutboxMessage.id == heads.c.id)).all()
-        claimed = []
+        claimed: list[int] = []
         paced_until = time.monotonic() - self.pace_s
-        for row in rows:
-            if row.next_attempt_at and row.next_attempt_at > now:
-                continue
-            if row.claimed_until and row.claimed_until > now:
-                continue
-            if row.method == "chat.postMessage" and self._last_post.get(row.channel, 0.0) > paced_until:
-                continue
-            with transaction(self.engine) as session:
+        ready = [row for row in rows
+                 if not (row.next_attempt_at and row.next_attempt_at > now)
+                 and not (row.claimed_until and row.claimed_until > now)
+                 and not (row.method == "chat.postMessage" and self._last_post.get(row.channel, 0.0) > paced_until)]
+        if not ready:
+            return claimed
+        with transaction(self.engine) as session:  # one transaction for the pass: each claim is still conditional
+            for row in ready:
                 won = session.exec(  # type: ignore[call-overload]
                     update(OutboxMessage).where(
                         OutboxMessage.id == row.id, OutboxMessage.status == "pending",
                         (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until <= now),  # type: ignore[union-attr]
                     ).values(claimed_until=now + CLAIM_FOR, claimed_by=self.worker_id)
                 ).rowcount
-            if won == 1:
-                claimed.append(row.id)
+                if won == 1:
+                    claimed.append(row.id)
         return claimed
 
     def _deliver(self, message_id: int) -> None:

@@ -146,13 +146,13 @@ class Rehearsal:
             if not run_due(self.runtime.dispatcher) and not self.runtime.outbox.drain():
                 return
 
-    def act(self, step: Step) -> None:
+    def act(self, step: Step, at: datetime | None = None) -> None:
         launch = self.launch()
         with Session(self.runtime.engine) as session:
             user = role_holder(session, launch.id, step.role)  # type: ignore[arg-type]
         text = step.text.replace("{inc}", str(self.incident or 1))
         line = f"{step.name} {text}".strip() if step.kind == "slash" else f":press {step.name} {text}"
-        self.console.print(f"\n▶ {self.label(self.clock.now())}  @{user or '?'} ({step.role}): {line}   # {step.what}")
+        self.console.print(f"\n▶ {self.label(at or self.clock.now())}  @{user or '?'} ({step.role}): {line}   # {step.what}")
         if not step.known:
             note = f"{step.name} is not on this build; step skipped"
             self.skipped.append(step.name)
@@ -181,13 +181,22 @@ class Rehearsal:
         pending = list(self.steps)
         while True:
             now = self.clock.now()
-            self.pump()
             while pending and self.t0 is not None and self.t0 + pending[0].at <= now:
-                self.act(pending.pop(0))
+                self.act(pending.pop(0), now)
+            self.pump()
             if now >= self.end:
                 break
             time.sleep(max(0.002, min(POLL_S, POLL_VIRTUAL_S / self.clock.speed)))
         self.pump()
+        # messages held back by Slack's pacing (1 a second a channel) are still delivered before the end
+        deadline = time.monotonic() + 30
+        while self.undelivered() and time.monotonic() < deadline:
+            time.sleep(0.1)
+            self.pump()
+
+    def undelivered(self) -> int:
+        with Session(self.runtime.engine) as session:
+            return len(session.exec(select(OutboxMessage.id).where(OutboxMessage.status == "pending")).all())
 
 
 def skip_before(runtime: Runtime, launch: Launch, start: datetime) -> None:
@@ -252,6 +261,7 @@ def run_rehearsal(env: Env, speed: float, start: str, until: str, channel: str |
     if missing:
         console.print(f"[REHEARSAL] not on this build, so left out: {', '.join(missing)}")
     try:
+        clock.advance(t0 + start_offset - clock.now())  # setting up took real time: start the day at --from
         rehearsal.run()
         retro_path = (out_dir or Path.cwd()) / f"rehearsal-retrospective-{real_now:%Y%m%d-%H%M%S}.md"
         with Session(engine, expire_on_commit=False) as session:

@@ -14,19 +14,21 @@ from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import update
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, select
 
 from bot.dispatch import Dispatcher
 from bot.flag_webhook import run_rollback_webhooks
+from bot.probes import ProbeLoop
 from commands.context import Context
 from commands.registry import TIMERS
-from db.models import Timer
+from db.models import Launch, Timer
 
 log = logging.getLogger("warroom.scheduler")
 BATCH = 500
 # Timer kinds whose work is network I/O: never run inside the claiming transaction by run_due, but by
 # their own runner (a separate job, so a slow remote never delays escalations).
-EDGE_KINDS = frozenset({"rollback_webhook"})
+EDGE_KINDS = frozenset({"rollback_webhook", "probe"})  # probe: bot/probes.py
 
 
 def due_timers(dispatcher: Dispatcher, now: datetime) -> list[tuple[int, int]]:
@@ -41,15 +43,38 @@ def due_timers(dispatcher: Dispatcher, now: datetime) -> list[tuple[int, int]]:
 
 
 def run_due(dispatcher: Dispatcher) -> int:
-    """One pass over due work. Returns how many timers this process claimed and ran."""
+    """One pass over due work. Returns how many timers this process claimed and ran.
+
+    Each timer is claimed and run in its own transaction; the pass keeps one
+    connection for all of them (with SQLite's NullPool a connection per
+    transaction costs more than the work itself).
+    """
+    due = due_timers(dispatcher, dispatcher.clock.now())
+    if not due:
+        return 0
     done = 0
-    for timer_id, launch_id in due_timers(dispatcher, dispatcher.clock.now()):
-        try:
-            if dispatcher.tick(lambda ctx, tid=timer_id: _claim_and_run(ctx, tid), launch_id=launch_id):
-                done += 1
-        except Exception:
-            log.exception("timer failed", extra={"timer_id": timer_id})
+    with dispatcher.engine.connect() as connection:
+        for timer_id, launch_id in due:
+            try:
+                if _run_one(dispatcher, connection, timer_id, launch_id):
+                    done += 1
+            except Exception:
+                log.exception("timer failed", extra={"timer_id": timer_id})
+                if connection.in_transaction():
+                    connection.rollback()
     return done
+
+
+def _run_one(dispatcher: Dispatcher, connection: Connection, timer_id: int, launch_id: int) -> bool:
+    with Session(bind=connection, expire_on_commit=False) as session:
+        now = dispatcher.clock.now()
+        launch = session.get(Launch, launch_id)
+        assert launch is not None
+        ctx = Context(session=session, now=now, config=dispatcher.config, user="warroom", launch=launch)
+        won = _claim_and_run(ctx, timer_id)
+        session.commit()
+    dispatcher.on_commit()
+    return won
 
 
 def _claim_and_run(ctx: Context, timer_id: int) -> bool:
@@ -75,8 +100,11 @@ class Scheduler:
 
     def __init__(self, dispatcher: Dispatcher, *, interval: float = 1.0) -> None:
         self.dispatcher = dispatcher
+        self.probes = ProbeLoop(dispatcher)
         self._scheduler = BackgroundScheduler(timezone="UTC")
         self._scheduler.add_job(self._pass, "interval", seconds=interval, id="due-work", max_instances=1,
+                                coalesce=True, misfire_grace_time=None)
+        self._scheduler.add_job(self._probe_pass, "interval", seconds=interval, id="probes", max_instances=1,
                                 coalesce=True, misfire_grace_time=None)
         self._scheduler.add_job(self._edge_pass, "interval", seconds=interval, id="edge-work", max_instances=1,
                                 coalesce=True, misfire_grace_time=None)
@@ -93,6 +121,12 @@ class Scheduler:
         if n:
             log.info("timers run", extra={"count": n, "ms": round((time.monotonic() - started) * 1000, 1)})
 
+    def _probe_pass(self) -> None:
+        try:
+            self.probes.run_once()
+        except Exception:  # a database blip must not stop the probes for good
+            log.exception("probe pass failed")
+
     def start(self) -> None:
         self._scheduler.start()
 
@@ -100,4 +134,6 @@ class Scheduler:
         self._scheduler.wakeup()
 
     def stop(self) -> None:
-        self._scheduler.shutdown(wait=False)
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        self.probes.close()

@@ -1,4 +1,9 @@
-"""Arming and cancelling an incident's clocks (the due work itself is in commands/escalation.py)."""
+"""Arming and cancelling an incident's clocks (the due work itself is in commands/escalation.py).
+
+An incident has at most one live `escalation` Timer: armed (due_at set) while its
+deadline runs, or dormant (due_at null, delay_s set) while the ping that starts
+the next deadline waits in the outbox; the outbox arms it when the ping is posted.
+"""
 
 from __future__ import annotations
 
@@ -21,19 +26,34 @@ def arm_incident_clocks(ctx: Context, incident: Incident) -> None:
                               due_at=ctx.now + severity.ack_within, created_at=ctx.now,
                               payload={"level": 1, "severity": incident.severity}))
     if incident.severity == "sev1":
-        ctx.session.add(Timer(launch_id=ctx.launch.id, kind="plan_check", subject_id=incident.id,
-                              due_at=ctx.now + PLAN_WITHIN, created_at=ctx.now, payload={}))
+        arm_plan_check(ctx, incident)
+
+
+def arm_plan_check(ctx: Context, incident: Incident) -> None:
+    """A Critical gets one plan check, 15 minutes after it became Critical (unless an update came first)."""
+    assert incident.id is not None and ctx.launch.id is not None
+    if incident.last_update_at is not None or pending_timers(ctx, incident, "plan_check"):
+        return
+    done = ctx.session.exec(select(Timer).where(
+        Timer.subject_id == incident.id, Timer.kind == "plan_check", Timer.done_at.is_not(None))).all()  # type: ignore[union-attr]
+    if any(t.payload.get("pinged") for t in done):  # it pinged once already: once is the rule
+        return
+    ctx.session.add(Timer(launch_id=ctx.launch.id, kind="plan_check", subject_id=incident.id,
+                          due_at=ctx.now + PLAN_WITHIN, created_at=ctx.now, payload={}))
 
 
 def pending_timers(ctx: Context, incident: Incident, *kinds: str) -> list[Timer]:
+    """Live timers of the incident, armed or dormant."""
     return list(ctx.session.exec(
         select(Timer).where(Timer.subject_id == incident.id, Timer.kind.in_(kinds),  # type: ignore[attr-defined]
                             Timer.done_at.is_(None))  # type: ignore[union-attr]
+        .order_by(Timer.id)
     ).all())
 
 
 def cancel_incident_clocks(ctx: Context, incident: Incident, *kinds: str, why: str) -> int:
-    """Stop the incident's pending clocks (acknowledged, resolved, re-armed)."""
+    """Stop the incident's live clocks (acknowledged, resolved, re-armed), dormant ones included:
+    a cancelled dormant timer is never armed by the outbox (it arms only timers not done)."""
     timers = pending_timers(ctx, incident, *(kinds or ("escalation", "plan_check")))
     for timer in timers:
         timer.done_at = ctx.now
@@ -43,17 +63,33 @@ def cancel_incident_clocks(ctx: Context, incident: Incident, *kinds: str, why: s
 
 
 def rearm_escalation(ctx: Context, incident: Incident) -> None:
-    """Severity changed: the clock restarts from its level with the new deadline, the stricter of the two."""
+    """Severity changed: the clock restarts from its level with the new deadline, the stricter of the two.
+
+    The stricter one is the earlier of the pending deadline and now + the new
+    severity's ack_within. A dormant timer (its ping not posted yet) has no
+    deadline: the new one counts from now. A severity whose ack_within is
+    `next_checkpoint` (or none) has no timer: /checkpoint escalates it.
+    """
     severity = ctx.config.severity(incident.severity)
     pending = pending_timers(ctx, incident, "escalation")
     current_due = min((t.due_at for t in pending if t.due_at is not None), default=None)
-    level = pending[0].payload.get("level", 1) if pending else incident.escalation_level + 1
+    level = int(pending[0].payload.get("level", 1)) if pending else incident.escalation_level + 1
     cancel_incident_clocks(ctx, incident, "escalation", why="severity changed")
-    if incident.status != "open" or not isinstance(severity.ack_within, timedelta):
+    if incident.status != "open" or incident.acknowledged_at is not None:
+        return
+    if not isinstance(severity.ack_within, timedelta):
         return
     due = ctx.now + severity.ack_within
     if current_due is not None and current_due < due:
         due = current_due
     assert ctx.launch.id is not None and incident.id is not None
     ctx.session.add(Timer(launch_id=ctx.launch.id, kind="escalation", subject_id=incident.id, due_at=due,
-                          created_at=ctx.now, payload={"level": level, "severity": incident.severity}))
+                          created_at=ctx.now, payload={"level": max(level, 1), "severity": incident.severity}))
+
+
+def severity_changed(ctx: Context, incident: Incident) -> None:
+    """Re-arm the escalation (while unacknowledged); a new Critical gets its plan check."""
+    if incident.acknowledged_at is None:
+        rearm_escalation(ctx, incident)
+    if incident.severity == "sev1" and incident.status != "resolved":
+        arm_plan_check(ctx, incident)

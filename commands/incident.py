@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import select
 
-from commands.clocks import arm_incident_clocks, cancel_incident_clocks, rearm_escalation
+from commands.clocks import arm_incident_clocks, cancel_incident_clocks, severity_changed
 from commands.context import Context, Result, post, record, role_holder
 from commands.errors import CommandError, Refused
 from commands.escape import quote
@@ -196,8 +196,7 @@ def change_severity(ctx: Context, incident: Incident, word: str) -> Result:
     incident.severity = new
     ctx.session.add(incident)
     record(ctx, "incident.severity_changed", incident_id=incident.id, number=incident.number, before=old, after=new)
-    if incident.acknowledged_at is None:
-        rearm_escalation(ctx, incident)
+    severity_changed(ctx, incident)
     thread(ctx, incident, "incident_severity", "incident.severity_changed",
            before=ctx.config.severity(old), after=ctx.config.severity(new))
     refresh_message(ctx, incident)

@@ -166,6 +166,7 @@ class ProbeResult(SQLModel, table=True):
     latency_ms: float | None = None
     status_code: int | None = None
     error: str | None = None
+    value: float | None = None  # what an engagement probe measured (active sessions); migration 0002_timers
 
 
 class ProbeState(SQLModel, table=True):
