@@ -29,7 +29,6 @@ from sqlmodel import Session, select
 from bot.config import Config, Env, Probe, load_config, offset_of
 from bot.outbox import Transport
 from bot.runtime import Runtime, build_runtime
-from bot.scheduler import run_due
 from bot.terminal import Console, ShellTransport, indent, terminal_text
 from commands.clock import FastClock
 from commands.context import Context, Result, role_holder
@@ -142,9 +141,7 @@ class Rehearsal:
         return t_label(at, self.t0) or f"{at:%H:%M}"
 
     def pump(self) -> None:
-        for _ in range(50):
-            if not run_due(self.runtime.dispatcher) and not self.runtime.outbox.drain():
-                return
+        self.runtime.settle(max_rounds=50)
 
     def act(self, step: Step, at: datetime | None = None) -> None:
         launch = self.launch()

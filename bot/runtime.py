@@ -35,6 +35,12 @@ class Runtime:
         self.scheduler.start()
         self.started = True
 
+    def settle(self, max_rounds: int = 100) -> None:
+        """Run due work and deliver until nothing more happens (what falls due may arm more)."""
+        for _ in range(max_rounds):
+            if not self.scheduler.run_once() and not self.outbox.drain():
+                return
+
     def stop(self) -> None:
         if self.started:
             self.scheduler.stop()

@@ -127,6 +127,10 @@ class Scheduler:
         except Exception:  # a database blip must not stop the probes for good
             log.exception("probe pass failed")
 
+    def run_once(self) -> int:
+        """Every kind of due work once, in the calling thread (the shell and the rehearsal drive time)."""
+        return run_due(self.dispatcher) + self.probes.run_once() + run_rollback_webhooks(self.dispatcher)
+
     def start(self) -> None:
         self._scheduler.start()
 

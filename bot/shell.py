@@ -23,7 +23,6 @@ from sqlmodel import Session
 
 from bot.config import Env, load_config
 from bot.runtime import Runtime, build_runtime
-from bot.scheduler import run_due
 from bot.terminal import Console, ShellTransport, block_lines, buttons_of, indent, terminal_text
 from commands.clock import ShiftedClock
 from commands.context import Result, roster
@@ -95,8 +94,7 @@ class Shell:
     def pump(self) -> None:
         """Run due work, then deliver everything that is ready."""
         with self.lock:
-            run_due(self.runtime.dispatcher)
-            self.runtime.outbox.drain()
+            self.runtime.settle(max_rounds=1)
 
     def handle(self, line: str) -> bool:
         """One line typed; False when the session should end."""
@@ -138,8 +136,7 @@ class Shell:
         """Run a command, deliver its posts, then show the actor's ephemeral reply."""
         with self.lock:
             result: Result = call()  # type: ignore[operator]
-            run_due(self.runtime.dispatcher)
-            self.runtime.outbox.drain()
+            self.runtime.settle(max_rounds=1)
         self.ephemeral(result)
 
     def ephemeral(self, result: Result) -> None:
@@ -199,9 +196,7 @@ class Shell:
         with self.lock:
             self.clock.advance(delta)
             self.console.print(f"(clock moved {format_duration(delta)}) {self.time_line()}")
-            for _ in range(100):  # what falls due may arm more (an escalation ping arms the next level)
-                if not run_due(self.runtime.dispatcher) and not self.runtime.outbox.drain():
-                    break
+            self.runtime.settle()
 
     def time_line(self) -> str:
         now = self.clock.now()
