@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import update
 from sqlmodel import select
 
 from commands.context import Context
-from db.models import Incident, Timer
+from db.models import Incident, OutboxMessage, Timer
 
 PLAN_WITHIN = timedelta(minutes=15)  # seed 000 §5: no Critical open 15 minutes without a plan
 
@@ -59,7 +60,23 @@ def cancel_incident_clocks(ctx: Context, incident: Incident, *kinds: str, why: s
         timer.done_at = ctx.now
         timer.payload = {**timer.payload, "cancelled": why}
         ctx.session.add(timer)
+    if why in ("acknowledged", "resolved"):
+        withdraw_queued_pings(ctx, incident, [t.id for t in timers if t.id is not None], why)
     return len(timers)
+
+
+def withdraw_queued_pings(ctx: Context, incident: Incident, timer_ids: list[int], why: str) -> None:
+    """Escalation pings still waiting in the outbox (Slack slow or down) are not sent once the
+    incident is acknowledged: a stale "escalating to …" would page someone for nothing.
+    A ping already being sent (claimed) goes out."""
+    ctx.session.execute(
+        update(OutboxMessage).where(
+            OutboxMessage.status == "pending", OutboxMessage.claimed_until.is_(None),  # type: ignore[union-attr]
+            OutboxMessage.kind == "incident.escalation",
+            (OutboxMessage.thread_ref == f"incident:{incident.id}")
+            | OutboxMessage.arms_timer_id.in_(timer_ids or [-1]),  # type: ignore[union-attr]
+        ).values(status="withdrawn", error=f"incident {why} before delivery")
+    )
 
 
 def rearm_escalation(ctx: Context, incident: Incident) -> None:

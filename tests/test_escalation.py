@@ -65,11 +65,14 @@ def test_ack_while_the_ping_waits_in_the_outbox_stops_the_next_level(bot: Harnes
     assert len(dormant) == 1 and dormant[0].due_at is None and dormant[0].delay_s == 300
     bot.block_actions("incident_ack", "1", user="U0ENG")
     bot.deliver()
-    assert len(pings(bot)) == 1  # the ping queued before the ack still lands once
+    assert pings(bot) == []  # the queued ping is withdrawn: nobody is paged for an acknowledged incident
+    withdrawn = [m for m in bot.outbox() if m.kind == "incident.escalation"]
+    assert len(withdrawn) == 2 and {m.status for m in withdrawn} == {"withdrawn"}
+    assert bot.events("incident.escalated")  # the escalation stays on the record
     after = [t for t in timers(bot, "escalation") if t.id == dormant[0].id][0]
     assert after.due_at is None and after.done_at is not None  # never armed
     bot.advance(timedelta(hours=1))
-    assert len(pings(bot)) == 1
+    assert pings(bot) == []
 
 
 def test_next_level_counts_from_when_the_ping_was_posted(bot: Harness) -> None:
