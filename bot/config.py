@@ -126,6 +126,7 @@ class Env:
     config_path: str | None
     port: int
     log_level: str
+    slack_timeout: float = 10.0  # seconds the outbox waits for one Web API answer (WARROOM_SLACK_TIMEOUT)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Env:
@@ -141,11 +142,20 @@ class Env:
             config_path=config_path,
             port=int(e.get("PORT") or 3000),
             log_level=(e.get("LOG_LEVEL") or "INFO").upper(),
+            slack_timeout=_positive_float(e.get("WARROOM_SLACK_TIMEOUT"), 10.0),
         )
 
     @property
     def secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (self.bot_token, self.signing_secret, self.app_token) if s)
+
+
+def _positive_float(text: str | None, default: float) -> float:
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        return default
+    return value if value > 0 else default
 
 
 def load_config(path: str | None) -> Config:

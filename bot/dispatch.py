@@ -8,6 +8,7 @@ actor's ephemeral reply; a refusal (wrong role) is also written to the audit tra
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,16 +18,19 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 import commands.families  # noqa: F401  (registers the families)
 from bot.config import Config
+from bot.guard import REQUEST_KEY, Replayed
 from commands.clock import Clock
 from commands.context import Context, Result, note_activity, record
 from commands.errors import CommandError, Refused
 from commands.escape import slack_escape
 from commands.registry import ACTIONS, SLASH, VIEWS
 from commands.setup import launch_for_channel
-from db.models import Launch
+from db.models import Launch, SeenRequest
 from db.session import transaction
 
 log = logging.getLogger("warroom.dispatch")
+# C0 controls (NUL first: PostgreSQL cannot store it) other than tab and newlines, and DEL
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MAX_COMMAND_TEXT = 4000
 RETRIES_ON_CONFLICT = 3
 
@@ -41,22 +45,30 @@ class Dispatcher:
     def run(self, user: str, channel: str | None, fn: Callable[[Context], Result], what: str,
             message_ts: str | None = None) -> Result:
         """Run fn in a transaction; errors become replies; lost races are retried."""
+        request_key = REQUEST_KEY.get()
         for attempt in range(RETRIES_ON_CONFLICT):
             try:
                 with transaction(self.engine) as session:
                     now = self.clock.now()
+                    if request_key is not None:  # a signed Slack request: handled at most once
+                        # first try: just insert (a replay fails the commit on the key and comes back here)
+                        if attempt and session.get(SeenRequest, request_key[:200]) is not None:
+                            raise Replayed()
+                        session.add(SeenRequest(key=request_key[:200], seen_at=now))
                     launch = launch_for_channel(session, self.config, channel, now)
                     ctx = Context(session=session, now=now, config=self.config, user=user, launch=launch,
                                   channel=channel, message_ts=message_ts)
                     result = fn(ctx)
                     note_activity(ctx)
+                if request_key is not None:
+                    REQUEST_KEY.set(None)
                 self.on_commit()
                 return result
             except Refused as refusal:
-                self._record_refusal(user, channel, refusal, what)
-                return Result(reply=refusal.reply)
+                self._record_refusal(user, channel, refusal, what, request_key)
+                return Result(reply=defang(refusal.reply))
             except CommandError as error:
-                return Result(reply=error.reply)
+                return Result(reply=defang(error.reply))
             except (IntegrityError, OperationalError) as exc:
                 # a concurrent writer won a race (unique number, serialization): try again from scratch
                 log.warning("retrying after a write conflict", extra={"what": what, "error": type(exc).__name__})
@@ -64,14 +76,26 @@ class Dispatcher:
                     raise
         raise AssertionError("unreachable")
 
-    def _record_refusal(self, user: str, channel: str | None, refusal: Refused, what: str) -> None:
+    def _record_refusal(self, user: str, channel: str | None, refusal: Refused, what: str,
+                        request_key: str | None = None) -> None:
+        """On the audit trail once per request: a replayed refusal is a replay, not a second refusal."""
+        try:
+            self._write_refusal(user, channel, refusal, what, request_key)
+        except IntegrityError:
+            raise Replayed() from None
+
+    def _write_refusal(self, user: str, channel: str | None, refusal: Refused, what: str,
+                       request_key: str | None) -> None:
         with transaction(self.engine) as session:
             now = self.clock.now()
+            if request_key is not None:
+                session.add(SeenRequest(key=request_key[:200], seen_at=now))
             launch = launch_for_channel(session, self.config, channel, now)
             ctx = Context(session=session, now=now, config=self.config, user=user, launch=launch, channel=channel)
             record(ctx, "command.refused", command=refusal.command, reason=refusal.message, attempted=what[:500])
 
     def slash(self, name: str, text: str, user: str, channel: str | None) -> Result:
+        text = clean_text(text)
         command = SLASH.get(name)
         if command is None:
             return Result(reply=f"`{name[:40]}` is not a warroom command. Try /warroom help.")
@@ -82,6 +106,7 @@ class Dispatcher:
 
     def action(self, action_id: str, value: str, user: str, channel: str | None,
                message_ts: str | None = None) -> Result:
+        value = clean_text(value)
         handler = ACTIONS.get(action_id)
         if handler is None:
             return Result(reply="That button is not one warroom knows.")
@@ -94,6 +119,7 @@ class Dispatcher:
         handler = VIEWS.get(callback_id)
         if handler is None:
             return Result(reply="That form is not one warroom knows.")
+        values = {key: clean_text(value) for key, value in values.items()}
         return self.run(user, channel, lambda ctx: handler(ctx, values), f"view {callback_id}")
 
     def tick(self, fn: Callable[[Context], Any], *, launch_id: int | None = None, actor: str = "warroom") -> Any:
@@ -106,6 +132,16 @@ class Dispatcher:
             out = fn(ctx)
         self.on_commit()
         return out
+
+
+def defang(reply: str) -> str:
+    """An error often quotes what the user typed: a quoted `<!channel>` must not become one."""
+    return reply.replace("<!", "&lt;!")
+
+
+def clean_text(text: str) -> str:
+    """User text as warroom keeps it: control characters (NUL, escape, …) dropped; tabs and newlines kept."""
+    return _CONTROL.sub("", text)
 
 
 def describe(values: dict[str, Any]) -> str:

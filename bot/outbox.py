@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import func, update
@@ -28,20 +28,34 @@ from sqlmodel import Session, select
 
 from commands.clock import Clock
 from db.models import MessageRef, OutboxMessage, Timer
-from db.session import transaction
+from db.session import reading, transaction
 
 log = logging.getLogger("warroom.outbox")
 
 PACE_S = 1.0  # chat.postMessage: about one message a second per channel (Slack counts real time)
-CLAIM_FOR = timedelta(seconds=120)
+CLAIM_FOR = timedelta(seconds=60)  # real time; an attempt gives up sending once its claim is this old
 MAX_BACKOFF_S = 30.0
+MIN_PASS_S = 0.05
+IDLE_WAIT_S = 0.25
 PERMANENT_ERRORS = frozenset({
     "channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_blocks_format",
-    "msg_too_long", "msg_blocks_too_long", "no_text", "invalid_auth", "not_authed", "account_inactive",
-    "token_revoked", "missing_scope", "cant_update_message", "message_not_found", "edit_window_closed",
-    "restricted_action", "user_not_in_channel", "invalid_arguments", "too_many_attachments",
+    "msg_too_long", "msg_blocks_too_long", "no_text", "cant_update_message", "message_not_found",
+    "edit_window_closed", "restricted_action", "user_not_in_channel", "invalid_arguments", "too_many_attachments",
 })
+# The token, not the message, is wrong: every message would fail. Keep them all and retry slowly;
+# /healthz turns 503 once they are 5 minutes old, and the log says why.
+AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "missing_scope"})
+AUTH_BACKOFF_S = 60.0
 METADATA_EVENT = "warroom_outbox"
+
+
+class LookupFailed(Exception):
+    """Slack could not say whether an earlier attempt landed: do not send again yet."""
+
+
+def wall_clock() -> datetime:
+    """Claims are between processes, so they run on real time whatever clock the launch runs on."""
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -60,24 +74,33 @@ class Transport(Protocol):
     def send(self, message: OutboxMessage, thread_ts: str | None, update_ts: str | None) -> Outcome: ...
 
     def find_sent(self, message: OutboxMessage, thread_ts: str | None) -> str | None:
-        """The ts of a message this row already posted, if Slack has one (by its metadata)."""
+        """The ts of a message this row already posted, if Slack has one (by its metadata).
+
+        Raises LookupFailed when Slack could not be asked; the row is then retried later.
+        """
         ...
 
 
 class Outbox:
     def __init__(self, engine: Engine, transport: Transport, clock: Clock, *, workers: int = 8,
-                 worker_id: str | None = None, pace_s: float = PACE_S) -> None:
+                 worker_id: str | None = None, pace_s: float = PACE_S, claim_for: timedelta = CLAIM_FOR) -> None:
         self.engine = engine
         self.pace_s = pace_s
+        self.claim_for = claim_for
         self._last_post: dict[str, float] = {}
         self.transport = transport
         self.clock = clock
         self.worker_id = worker_id or f"outbox-{uuid.uuid4().hex[:8]}"
+        self.workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outbox")
+        self._in_flight = 0
+        self._flight_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.on_failure: Callable[[OutboxMessage], None] = self._report_failure
+        self._slack_was_down = threading.Event()  # a 5xx/timeout since the last success
+        self._next_paced_s: float | None = None
 
     # -- running ---------------------------------------------------------
     def start(self) -> None:
@@ -96,12 +119,18 @@ class Outbox:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            started = time.monotonic()
             try:
-                self.deliver_due(wait=True)
+                self.deliver_due(wait=False)
             except Exception:  # the loop must survive a database blip
                 log.exception("outbox pass failed")
-            self._wake.wait(timeout=0.25)
+            nap = IDLE_WAIT_S if self._next_paced_s is None else min(IDLE_WAIT_S, self._next_paced_s)
+            self._wake.wait(timeout=nap)
             self._wake.clear()
+            # under a burst every commit wakes us: one pass per MIN_PASS_S is enough (commands are not slowed)
+            rest = MIN_PASS_S - (time.monotonic() - started)
+            if rest > 0:
+                self._stop.wait(rest)
 
     def drain(self, *, max_passes: int = 1000) -> int:
         """Deliver until nothing is due now (tests and the shell). Returns how many were attempted."""
@@ -115,42 +144,73 @@ class Outbox:
 
     # -- one pass --------------------------------------------------------
     def deliver_due(self, *, wait: bool) -> int:
-        """Claim the head row of every channel that may send now, send them in parallel."""
-        now = self.clock.now()
-        claimed = self._claim_heads(now)
-        futures = [self._pool.submit(self._deliver, message_id) for message_id in claimed]
+        """Claim the head row of every channel that may send now (as many as there are idle workers:
+        a claim must not age in a queue) and send them in parallel. The loop does not wait for the
+        sends: a channel whose send finishes is paced and claimed again while slower ones still run."""
+        with self._flight_lock:
+            room = self.workers - self._in_flight
+        if room <= 0:
+            return 0
+        claimed = self._claim_heads(self.clock.now(), room)
+        with self._flight_lock:
+            self._in_flight += len(claimed)
+        futures = [self._pool.submit(self._deliver_one, claim) for claim in claimed]
         if wait:
             for f in futures:
                 f.result()
         return len(claimed)
 
-    def _claim_heads(self, now: Any) -> list[int]:
-        with Session(self.engine) as session:
+    def _deliver_one(self, claim: tuple[int, bool]) -> None:
+        try:
+            self._deliver(claim)
+        except Exception:  # logged, and the row's claim runs out: a later pass retries it
+            log.exception("delivery failed", extra={"outbox_id": claim[0]})
+        finally:
+            with self._flight_lock:
+                self._in_flight -= 1
+            self._wake.set()
+
+    def _claim_heads(self, now: Any, room: int) -> list[tuple[int, bool]]:
+        with reading(self.engine) as session:
             heads = select(OutboxMessage.channel, func.min(OutboxMessage.id).label("id")).where(
                 OutboxMessage.status == "pending").group_by(OutboxMessage.channel).subquery()
             rows = session.exec(select(OutboxMessage).join(heads, OutboxMessage.id == heads.c.id)).all()
-        claimed: list[int] = []
-        paced_until = time.monotonic() - self.pace_s
+        mono = time.monotonic()
+        paced_until = mono - self.pace_s
+        wall = wall_clock()
+        # when the soonest paced channel may post again: the loop sleeps until then, not a fixed 0.25 s
+        paced = [self._last_post[r.channel] + self.pace_s - mono for r in rows if r.method == "chat.postMessage"
+                 and self._last_post.get(r.channel, 0.0) > paced_until]
+        self._next_paced_s = max(0.0, min(paced)) if paced else None
         ready = [row for row in rows
                  if not (row.next_attempt_at and row.next_attempt_at > now)
-                 and not (row.claimed_until and row.claimed_until > now)
+                 and not (row.claimed_until and row.claimed_until > wall)
                  and not (row.method == "chat.postMessage" and self._last_post.get(row.channel, 0.0) > paced_until)]
+        ready = ready[:room]
         if not ready:
-            return claimed
-        with transaction(self.engine) as session:  # one transaction for the pass: each claim is still conditional
+            return []
+        claimed = []
+        with transaction(self.engine) as session:
             for row in ready:
+                # A claimed post counts as maybe-sent until Slack answers: if this process dies mid-send,
+                # whoever claims the row next looks for it by its metadata before posting again.
+                # `uncertain == seen` makes the claim fail if another attempt finished since we looked.
                 won = session.exec(  # type: ignore[call-overload]
                     update(OutboxMessage).where(
                         OutboxMessage.id == row.id, OutboxMessage.status == "pending",
-                        (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until <= now),  # type: ignore[union-attr]
-                    ).values(claimed_until=now + CLAIM_FOR, claimed_by=self.worker_id)
+                        OutboxMessage.uncertain == row.uncertain,  # type: ignore[arg-type]
+                        (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until <= wall),  # type: ignore[union-attr]
+                    ).values(claimed_until=wall + self.claim_for, claimed_by=self.worker_id,
+                             uncertain=row.uncertain or row.method == "chat.postMessage")
                 ).rowcount
                 if won == 1:
-                    claimed.append(row.id)
+                    claimed.append((row.id, row.uncertain))
         return claimed
 
-    def _deliver(self, message_id: int) -> None:
-        with Session(self.engine, expire_on_commit=False) as session:
+    def _deliver(self, claim: tuple[int, bool]) -> None:
+        message_id, maybe_sent = claim
+        started = time.monotonic()
+        with reading(self.engine) as session:
             message = session.get(OutboxMessage, message_id)
             assert message is not None
             thread_ts = _ref_ts(session, message.thread_ref)
@@ -158,18 +218,28 @@ class Outbox:
         if message.update_ref and update_ts is None:
             self._finish(message, Outcome(ok=False, permanent="message_not_found"))
             return
-        if message.uncertain:
-            found = self.transport.find_sent(message, thread_ts)
+        if maybe_sent:
+            try:
+                found = self.transport.find_sent(message, thread_ts)
+            except LookupFailed as exc:
+                self._finish(message, Outcome(ok=False, transient=f"lookup failed: {exc}"[:200], uncertain=True))
+                return
             if found:
                 self._finish(message, Outcome(ok=True, ts=found))
                 return
-        if message.method == "chat.postMessage":
-            self._last_post[message.channel] = time.monotonic()
+            if time.monotonic() - started > self.claim_for.total_seconds() / 2:
+                # the claim may run out while we send: let a later pass (with a fresh claim) do it
+                self._finish(message, Outcome(ok=False, transient="claim too old to send", uncertain=False))
+                return
         try:
             outcome = self.transport.send(message, thread_ts, update_ts)
         except Exception as exc:  # a bug in a transport must not kill delivery
             log.exception("transport raised")
             outcome = Outcome(ok=False, transient=type(exc).__name__, uncertain=True)
+        finally:
+            if message.method == "chat.postMessage":
+                # paced from Slack's answer, not from our request: a slow request cannot squeeze the gap
+                self._last_post[message.channel] = time.monotonic()
         self._finish(message, outcome)
 
     def _finish(self, message: OutboxMessage, outcome: Outcome) -> None:
@@ -180,6 +250,10 @@ class Outbox:
             row.attempts += 1
             row.claimed_until = None
             if outcome.ok:
+                if self._slack_was_down.is_set():
+                    self._slack_was_down.clear()
+                    resumed = self._resume_backed_off(session, now)
+                    log.info("Slack answers again; resuming backed-off messages", extra={"count": resumed})
                 row.status, row.ts, row.sent_at, row.error, row.uncertain = "sent", outcome.ts, now, None, False
                 if row.ref and outcome.ts:
                     session.merge(MessageRef(ref=row.ref, channel=row.channel, ts=outcome.ts))
@@ -189,15 +263,36 @@ class Outbox:
                 self._arm_timer(session, row.arms_timer_id, now)
                 failed = True
             else:
-                wait = outcome.retry_after if outcome.retry_after is not None else _backoff(row.attempts)
+                if outcome.retry_after is not None:
+                    wait = outcome.retry_after
+                elif outcome.transient in AUTH_ERRORS:
+                    wait = AUTH_BACKOFF_S
+                    log.error("Slack refused the bot token; messages are kept until it is fixed",
+                              extra={"error": outcome.transient})
+                else:
+                    wait = _backoff(row.attempts)
+                    self._slack_was_down.set()
                 row.next_attempt_at = now + timedelta(seconds=wait)
                 row.error = outcome.transient or "rate_limited"
-                row.uncertain = row.uncertain or outcome.uncertain
+                # earlier attempts were looked for before this one, so only this attempt's doubt remains
+                row.uncertain = outcome.uncertain
             session.add(row)
         log.info("outbox attempt", extra={"outbox_id": message.id, "channel": message.channel,
                                           "ok": outcome.ok, "error": row.error, "attempts": row.attempts})
         if failed:
             self.on_failure(row)
+
+    @staticmethod
+    def _resume_backed_off(session: Session, now: Any) -> int:
+        """Slack answered after an outage: rows waiting out an outage backoff go now, not in up to 30 s.
+        Rows waiting for a Retry-After or for a fixed token keep their wait."""
+        return int(session.exec(  # type: ignore[call-overload]
+            update(OutboxMessage).where(
+                OutboxMessage.status == "pending", OutboxMessage.next_attempt_at > now,  # type: ignore[operator]
+                OutboxMessage.error.is_not(None), OutboxMessage.error != "rate_limited",  # type: ignore[union-attr]
+                OutboxMessage.error.not_in(AUTH_ERRORS),  # type: ignore[union-attr]
+            ).values(next_attempt_at=None)
+        ).rowcount)
 
     @staticmethod
     def _arm_timer(session: Session, timer_id: int | None, now: Any) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from bot.config import Config, Env, load_config
 from bot.dispatch import Dispatcher
@@ -57,9 +59,17 @@ def build_runtime(env: Env, transport: Transport, *, config: Config | None = Non
     clock = clock or SystemClock()
     engine = engine or make_engine(env.database_url)
     migrate(engine)
-    with transaction(engine) as session:
-        ensure_launch(session, config, clock.now(), rehearsal=rehearsal)
-    outbox = Outbox(engine, transport, clock, workers=outbox_workers, pace_s=outbox_pace_s)
+    for attempt in range(3):  # replicas starting together on a fresh database race to create the launch
+        try:
+            with transaction(engine) as session:
+                ensure_launch(session, config, clock.now(), rehearsal=rehearsal)
+            break
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    # a claim outlives the longest attempt: a lookup and a send, each bounded by the client timeout
+    claim_for = timedelta(seconds=max(5.0, 4 * env.slack_timeout))
+    outbox = Outbox(engine, transport, clock, workers=outbox_workers, pace_s=outbox_pace_s, claim_for=claim_for)
     dispatcher = Dispatcher(engine=engine, config=config, clock=clock, on_commit=outbox.wake)
     scheduler = Scheduler(dispatcher, interval=scheduler_interval)
     return Runtime(env=env, config=config, engine=engine, clock=clock, dispatcher=dispatcher, outbox=outbox,

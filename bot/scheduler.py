@@ -23,6 +23,7 @@ from bot.probes import ProbeLoop
 from commands.context import Context
 from commands.registry import TIMERS
 from db.models import Launch, Timer
+from db.session import reading, write_lock
 
 log = logging.getLogger("warroom.scheduler")
 BATCH = 500
@@ -32,7 +33,7 @@ EDGE_KINDS = frozenset({"rollback_webhook", "probe"})  # probe: bot/probes.py
 
 
 def due_timers(dispatcher: Dispatcher, now: datetime) -> list[tuple[int, int]]:
-    with Session(dispatcher.engine) as session:
+    with reading(dispatcher.engine) as session:
         rows = session.exec(
             select(Timer.id, Timer.launch_id).where(Timer.done_at.is_(None), Timer.due_at <= now,  # type: ignore[union-attr]
                                                     Timer.kind.not_in(EDGE_KINDS))  # type: ignore[attr-defined]
@@ -66,7 +67,7 @@ def run_due(dispatcher: Dispatcher) -> int:
 
 
 def _run_one(dispatcher: Dispatcher, connection: Connection, timer_id: int, launch_id: int) -> bool:
-    with Session(bind=connection, expire_on_commit=False) as session:
+    with write_lock(dispatcher.engine), Session(bind=connection, expire_on_commit=False) as session:
         now = dispatcher.clock.now()
         launch = session.get(Launch, launch_id)
         assert launch is not None

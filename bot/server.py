@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from typing import Any
 
 from waitress.server import create_server
 
@@ -14,11 +15,18 @@ from bot.wsgi import create_app
 log = logging.getLogger("warroom.server")
 
 
-def serve(env: Env, *, threads: int = 16) -> None:
+# waitress as `serve` runs it (bench/ack.py serves its bare Bolt app with the same settings)
+SERVER_SETTINGS: dict[str, Any] = {"threads": 16, "connection_limit": 1000, "channel_timeout": 30, "ident": "warroom"}
+
+
+def make_server(app: Any, port: int, host: str = "0.0.0.0") -> Any:
+    return create_server(app, host=host, port=port, **SERVER_SETTINGS)
+
+
+def serve(env: Env) -> None:
     app = create_app(env)
     app.runtime.start()
-    server = create_server(app, host="0.0.0.0", port=env.port, threads=threads, connection_limit=1000,
-                           channel_timeout=30, ident="warroom")
+    server = make_server(app, env.port)
     stopping = threading.Event()
 
     def shutdown(signum: int, _frame: object) -> None:

@@ -8,6 +8,7 @@ The only Web API calls made here are the ones that cannot wait: `views.open`
 from __future__ import annotations
 
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -19,6 +20,7 @@ from slack_sdk import WebClient
 from sqlalchemy.exc import IntegrityError
 
 from bot.dispatch import Dispatcher
+from bot.guard import Replayed
 from commands.registry import ACTIONS, SLASH, VIEWS
 from db.models import Activity, Launch, SeenRequest
 from db.session import transaction
@@ -69,6 +71,7 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
 
     for name in SLASH:
         app.command(name)(on_command)
+    app.command(re.compile(r"^/"))(on_command)  # not one of ours: the dispatcher says so, ephemerally
 
     def on_action(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
@@ -83,6 +86,7 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
 
     for action_id in ACTIONS:
         app.action(action_id)(on_action)
+    app.action(re.compile(r".*"))(on_action)  # unknown buttons: acked, told to the clicker
 
     def on_view(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         values = {block: next(iter(actions.values()), {}) for block, actions in
@@ -97,6 +101,7 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
 
     for callback_id in VIEWS:
         app.view(callback_id)(on_view)
+    app.view(re.compile(r".*"))(on_view)
 
     @app.event("message")
     def on_message(event: dict[str, Any]) -> None:
@@ -113,6 +118,9 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
+        if isinstance(error, Replayed):
+            return BoltResponse(status=401, body='{"error": "replayed request"}',
+                                headers={"content-type": "application/json"})
         log.error("listener failed", extra={"error": type(error).__name__, "type": body.get("type")}, exc_info=error)
         return BoltResponse(status=200, body="Sorry, warroom hit an error; nothing was changed. Try again.")
 

@@ -12,7 +12,8 @@ from bot.transport import SlackTransport, make_client
 
 def run_socket_mode(env: Env) -> None:
     client = make_client(env.bot_token, env.api_url)
-    runtime = build_runtime(env, SlackTransport(client))
+    outbox_client = make_client(env.bot_token, env.api_url, timeout=env.slack_timeout, sdk_retries=False)
+    runtime = build_runtime(env, SlackTransport(outbox_client))
     identity = auth_test(client)
     bolt = build_bolt_app(runtime.dispatcher, client, env.signing_secret or "socket-mode-unused", identity)
     runtime.start()

@@ -10,18 +10,24 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
-from bot.outbox import METADATA_EVENT, PERMANENT_ERRORS, Outcome
+from bot.outbox import AUTH_ERRORS, METADATA_EVENT, PERMANENT_ERRORS, LookupFailed, Outcome
 from db.models import OutboxMessage
 
 log = logging.getLogger("warroom.transport")
+LOOKUP_PAGES = 10  # 2,000 messages back: far more than one channel gets while a send is in doubt
 
 
-def make_client(token: str | None, api_url: str, *, timeout: int = 10) -> WebClient:
-    """A WebClient that retries a 429 (after Retry-After) and a 5xx once before the outbox backs off."""
-    return WebClient(
-        token=token, base_url=api_url, timeout=timeout,
-        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1), ServerErrorRetryHandler(max_retry_count=1)],
-    )
+def make_client(token: str | None, api_url: str, *, timeout: float = 10, sdk_retries: bool = True) -> WebClient:
+    """A WebClient at SLACK_API_URL.
+
+    With `sdk_retries`, slack_sdk retries a 429 (after Retry-After) and a 5xx once: right for the calls
+    Bolt makes in the request path (views.open). The outbox's client has none (`sdk_retries=False`):
+    a blind 5xx retry can post twice and a 429 retry sleeps in a delivery worker, so the outbox
+    schedules every retry itself and looks a doubtful post up before sending it again.
+    """
+    handlers = [RateLimitErrorRetryHandler(max_retry_count=1), ServerErrorRetryHandler(max_retry_count=1)]
+    return WebClient(token=token, base_url=api_url, timeout=timeout,  # type: ignore[arg-type]
+                     retry_handlers=handlers if sdk_retries else [])
 
 
 class SlackTransport:
@@ -42,7 +48,13 @@ class SlackTransport:
             response = self.client.api_call(message.method, json=args)
             return Outcome(ok=True, ts=response.get("ts") or update_ts)
         except SlackApiError as exc:
-            return classify(exc)
+            outcome = classify(exc)
+            status = exc.response.status_code
+            if outcome.transient and status >= 500 and status != 503 and message.method == "chat.postMessage":
+                # a 500/502/504 can come after the message was stored: look before posting again
+                # (a 503 is Slack, or its load balancer, turning the request away: nothing was stored)
+                return Outcome(ok=False, transient=outcome.transient, uncertain=True)
+            return outcome
         except (TimeoutError, URLError, ConnectionError, OSError) as exc:
             # the request may have reached Slack: look for it before sending again
             return Outcome(ok=False, transient=type(exc).__name__, uncertain=True)
@@ -66,23 +78,42 @@ class SlackTransport:
             return Outcome(ok=False, transient=type(exc).__name__)
 
     def find_sent(self, message: OutboxMessage, thread_ts: str | None) -> str | None:
+        """Look for this row's metadata among the channel's (or thread's) messages.
+
+        No `oldest` bound: rows carry the launch clock's time (manual in tests, accelerated in a
+        rehearsal), not Slack's. The channel history is read newest first and the search stops at a
+        message of ours with a smaller outbox id: a channel's rows are posted in id order, so ours
+        would be newer than that one.
+        """
         if message.method != "chat.postMessage":
             return None
-        oldest = f"{message.created_at.timestamp() - 5:.6f}" if message.created_at else "0"
-        try:
-            if thread_ts:
-                response = self.client.conversations_replies(channel=message.channel, ts=thread_ts, oldest=oldest,
-                                                            include_all_metadata=True, limit=200)
-            else:
-                response = self.client.conversations_history(channel=message.channel, oldest=oldest,
-                                                            include_all_metadata=True, limit=200)
-        except (SlackApiError, OSError, URLError) as exc:
-            log.warning("could not check for an earlier send", extra={"outbox_id": message.id, "error": str(exc)[:200]})
-            return None
-        for item in response.get("messages", []):
-            meta = item.get("metadata") or {}
-            if meta.get("event_type") == METADATA_EVENT and meta.get("event_payload", {}).get("outbox_id") == message.id:
-                return item.get("ts")
+        cursor: str | None = None
+        for _ in range(LOOKUP_PAGES):
+            try:
+                if thread_ts:
+                    response = self.client.conversations_replies(channel=message.channel, ts=thread_ts, cursor=cursor,
+                                                                include_all_metadata=True, limit=200)
+                else:
+                    response = self.client.conversations_history(channel=message.channel, cursor=cursor,
+                                                                include_all_metadata=True, limit=200)
+            except SlackApiError as exc:
+                raise LookupFailed(str((exc.response.data or {}).get("error") if isinstance(exc.response.data, dict)
+                                       else exc.response.status_code)) from None
+            except (TimeoutError, URLError, OSError) as exc:
+                raise LookupFailed(type(exc).__name__) from None
+            for item in response.get("messages") or []:
+                meta = item.get("metadata") or {}
+                if meta.get("event_type") != METADATA_EVENT:
+                    continue
+                outbox_id = (meta.get("event_payload") or {}).get("outbox_id")
+                if outbox_id == message.id:
+                    return item.get("ts")
+                if not thread_ts and isinstance(outbox_id, int) and outbox_id < message.id:
+                    return None
+            cursor = ((response.get("response_metadata") or {}).get("next_cursor")) or None
+            if not response.get("has_more") or not cursor:
+                return None
+        log.warning("gave up looking for an earlier send", extra={"outbox_id": message.id})
         return None
 
 
@@ -100,6 +131,8 @@ def classify(exc: SlackApiError) -> Outcome:
             seconds = 1.0
         return Outcome(ok=False, retry_after=max(seconds, 0.0))
     if status >= 500:
+        return Outcome(ok=False, transient=error)
+    if error in AUTH_ERRORS:
         return Outcome(ok=False, transient=error)
     if error in PERMANENT_ERRORS:
         return Outcome(ok=False, permanent=error)

@@ -6,29 +6,33 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from http import HTTPStatus
 from typing import Any
 
-from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt import App, BoltRequest
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from bot.config import Env
+from bot.guard import REQUEST_KEY, Guard, Rejected
 from bot.runtime import Runtime, build_runtime
 from bot.slack_app import auth_test, build_bolt_app
 from bot.transport import SlackTransport, make_client
 from db.models import OutboxMessage
-from db.session import ping
+from db.session import reading
 
 STUCK_AFTER = timedelta(minutes=5)
+log = logging.getLogger("warroom.http")
 
 
 class WarroomApp:
-    def __init__(self, runtime: Runtime, bolt: App) -> None:
+    def __init__(self, runtime: Runtime, bolt: App, guard: Guard) -> None:
         self.runtime = runtime
-        self.slack = SlackRequestHandler(bolt, path="/slack/events")
+        self.bolt = bolt
+        self.guard = guard
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -38,38 +42,79 @@ class WarroomApp:
         if path == "/slack/events":
             if environ.get("REQUEST_METHOD") != "POST":
                 return _json(start_response, 405, {"error": "POST only"})
-            return self.slack(environ, start_response)
+            return self.slack_events(environ, start_response)
         return _json(start_response, 404, {"error": "not found"})
 
-    def health(self) -> tuple[int, dict[str, Any]]:
-        body: dict[str, Any] = {}
+    def slack_events(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Guarded (bot/guard.py), then Bolt with the clean body; never a stack trace to the caller."""
         try:
-            ping(self.runtime.engine)
-            body["db"] = "ok"
-        except Exception as exc:
-            body["db"] = f"unreachable: {type(exc).__name__}"
-            return 503, body
+            body = self.guard.check(environ, self.guard.read(environ))
+        except Rejected as rejected:
+            return _json(start_response, rejected.status, {"error": rejected.error})
+        token = REQUEST_KEY.set(Guard.replay_key(environ, body))
+        headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
+                   if key.startswith("HTTP_") and isinstance(value, str)}
+        headers["content-type"] = "application/json"
+        try:
+            # "socket_mode" is how Bolt takes an already-parsed body; the guard has verified the signature
+            response = self.bolt.dispatch(BoltRequest(body=body, headers=headers, mode="socket_mode"))
+        except Exception:
+            log.exception("request failed")
+            return _json(start_response, 500, {"error": "warroom hit an error; nothing was changed"})
+        finally:
+            REQUEST_KEY.reset(token)
+        data = (response.body or "").encode()
+        out = [(k, v) for k, values in response.headers.items() if k.lower() != "content-length" for v in values]
+        start_response(f"{response.status} {_reason(response.status)}", [*out, ("Content-Length", str(len(data)))])
+        return [data]
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """200 when the database answers and nothing has waited over 5 minutes to reach Slack; else 503
+        and `problems` says which. Messages Slack refused for good (channel_not_found, …) are counted,
+        reported in the war room and kept, but do not make the bot unhealthy."""
+        body: dict[str, Any] = {"status": "ok", "problems": []}
         cutoff = self.runtime.clock.now() - STUCK_AFTER
-        with Session(self.runtime.engine) as session:
-            stuck = session.exec(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.status == "pending", OutboxMessage.created_at < cutoff)).one()
-            failed = session.exec(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.status == "failed")).one()
-            pending = session.exec(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.status == "pending")).one()
-        body["outbox"] = {"pending": pending, "stuck_over_5m": stuck, "undeliverable": failed}
+        try:
+            with reading(self.runtime.engine) as session:
+                pending = session.exec(select(func.count()).select_from(OutboxMessage).where(
+                    OutboxMessage.status == "pending")).one()
+                stuck = session.exec(select(func.count()).select_from(OutboxMessage).where(
+                    OutboxMessage.status == "pending", OutboxMessage.created_at < cutoff)).one()
+                oldest = session.exec(select(func.min(OutboxMessage.created_at)).where(
+                    OutboxMessage.status == "pending")).one()
+                failed = session.exec(select(func.count()).select_from(OutboxMessage).where(
+                    OutboxMessage.status == "failed")).one()
+                errors = session.exec(select(OutboxMessage.error).where(
+                    OutboxMessage.status == "pending", OutboxMessage.created_at < cutoff,
+                    OutboxMessage.error.is_not(None)).distinct().limit(5)).all()  # type: ignore[union-attr]
+            body["db"] = "ok"
+        except Exception as exc:  # the database did not answer (or has no schema): say so, never raise
+            body.update(status="unavailable", db=f"unreachable: {type(exc).__name__}")
+            body["problems"].append("database unreachable")
+            return 503, body
+        body["outbox"] = {"pending": pending, "stuck_over_5m": stuck, "undeliverable": failed,
+                          "oldest_pending": oldest.isoformat() if oldest else None}
         if stuck:
             body["outbox"]["status"] = f"{stuck} message(s) undelivered for over 5 minutes"
+            body["outbox"]["last_errors"] = [e for e in errors if e]
+            body["status"] = "unavailable"
+            body["problems"].append(body["outbox"]["status"])
             return 503, body
         body["outbox"]["status"] = "ok"
         return 200, body
 
 
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
 def _json(start_response: Callable[..., Any], status: int, body: dict[str, Any]) -> list[bytes]:
-    reasons = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
     data = json.dumps(body).encode()
-    start_response(f"{status} {reasons.get(status, '')}", [("Content-Type", "application/json"),
-                                                           ("Content-Length", str(len(data)))])
+    start_response(f"{status} {_reason(status)}", [("Content-Type", "application/json"),
+                                                   ("Content-Length", str(len(data)))])
     return [data]
 
 
@@ -78,9 +123,11 @@ def create_app(env: Env, **runtime_kwargs: Any) -> WarroomApp:
     if not env.bot_token or not env.signing_secret:
         raise SystemExit("serve needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (see README)")
     client = make_client(env.bot_token, env.api_url)
-    runtime = build_runtime(env, SlackTransport(client), **runtime_kwargs)
+    outbox_client = make_client(env.bot_token, env.api_url, timeout=env.slack_timeout, sdk_retries=False)
+    runtime = build_runtime(env, SlackTransport(outbox_client), **runtime_kwargs)
     identity = auth_test(client)
-    return WarroomApp(runtime, build_bolt_app(runtime.dispatcher, client, env.signing_secret, identity))
+    bolt = build_bolt_app(runtime.dispatcher, client, env.signing_secret, identity)
+    return WarroomApp(runtime, bolt, Guard(env.signing_secret, runtime.engine, runtime.clock))
 
 
 _app: WarroomApp | None = None

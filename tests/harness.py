@@ -40,12 +40,14 @@ def sign(body: str, timestamp: int | None = None, secret: str = SECRET) -> dict[
 
 
 class Harness:
-    def __init__(self, standin: SlackStandin, database_url: str, config: Config, clock: ManualClock) -> None:
+    def __init__(self, standin: SlackStandin, database_url: str, config: Config, clock: ManualClock, *,
+                 slack_timeout: float = 10.0, **app_kwargs: Any) -> None:
         self.standin = standin
         self.clock = clock
         self.env = Env(bot_token=TOKEN, signing_secret=SECRET, app_token=None, api_url=standin.api_url,
-                       database_url=database_url, config_path=None, port=0, log_level="INFO")
-        self.app: WarroomApp = create_app(self.env, config=config, clock=clock, outbox_pace_s=0.0)
+                       database_url=database_url, config_path=None, port=0, log_level="INFO",
+                       slack_timeout=slack_timeout)
+        self.app: WarroomApp = create_app(self.env, config=config, clock=clock, **{"outbox_pace_s": 0.0, **app_kwargs})
         self.runtime = self.app.runtime
         self.config = config
         self.server = create_server(self.app, host="127.0.0.1", port=0, threads=8)
@@ -102,6 +104,7 @@ class Harness:
         return self.post_signed(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
 
     def view_submission(self, callback_id: str, values: dict[str, Any], *, user: str = "U0COMMANDER") -> httpx.Response:
+        self._trigger += 1
         state = {}
         for block, value in values.items():
             if block == "severity":
@@ -111,7 +114,7 @@ class Harness:
         payload = {
             "type": "view_submission", "team": {"id": "T0STANDIN", "domain": "standin"},
             "user": {"id": user, "username": user.lower(), "team_id": "T0STANDIN"},
-            "api_app_id": "A0WARROOM", "token": "legacy", "trigger_id": "trigger.view",
+            "api_app_id": "A0WARROOM", "token": "legacy", "trigger_id": f"trigger.view.{self._trigger}",
             "view": {"id": "V0001", "type": "modal", "callback_id": callback_id, "state": {"values": state},
                      "private_metadata": "", "hash": "h"},
         }

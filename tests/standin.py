@@ -6,6 +6,7 @@
     standin.fail("chat.postMessage", error="channel_not_found", channel="C0GONE")
     standin.fail("chat.postMessage", delay=3)          # answers after the client gave up
     standin.outage(seconds=60)                          # every method answers 503 until then
+    standin.outage(); standin.end_outage()              # the same, switched by the test (manual clock)
 
 It also serves `response_url` posts (/respond/…) and file uploads (/upload/…).
 """
@@ -112,8 +113,9 @@ class SlackStandin:
         with self._lock:
             self.faults.append(Fault(method, status, error, retry_after, delay, channel, times))
 
-    def outage(self, seconds: float) -> None:
-        self._outage_until = time.monotonic() + seconds
+    def outage(self, seconds: float | None = None) -> None:
+        """Every method answers 503 for `seconds` of real time, or (None) until end_outage()."""
+        self._outage_until = float("inf") if seconds is None else time.monotonic() + seconds
 
     def end_outage(self) -> None:
         self._outage_until = 0.0

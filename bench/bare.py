@@ -1,0 +1,44 @@
+"""The yardstick for bench/ack.py: a Bolt app that only acks `/incident`, with warroom's Bolt
+settings (process_before_response, a static authorize) on waitress with `serve`'s settings."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from slack_bolt import Ack, App  # noqa: E402
+from slack_bolt.adapter.wsgi import SlackRequestHandler  # noqa: E402
+from slack_bolt.authorization import AuthorizeResult  # noqa: E402
+
+from bot.server import make_server  # noqa: E402
+
+
+def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
+    return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token="xoxb-bare", bot_id="B0BARE",
+                           bot_user_id="U0BARE")
+
+
+bolt = App(signing_secret=os.environ["SLACK_SIGNING_SECRET"], authorize=authorize, process_before_response=True)
+
+
+@bolt.command("/incident")
+def incident(ack: Ack) -> None:
+    ack(response_type="ephemeral", text="ok")
+
+
+handler = SlackRequestHandler(bolt, path="/slack/events")
+
+
+def app(environ: dict[str, Any], start_response: Any) -> Any:
+    if environ.get("PATH_INFO") == "/healthz":
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "11")])
+        return [b'{"db":"ok"}']
+    return handler(environ, start_response)
+
+
+if __name__ == "__main__":
+    make_server(app, int(os.environ.get("PORT", "3000"))).run()
