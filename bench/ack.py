@@ -20,7 +20,7 @@ from pathlib import Path
 
 from common import BareProcess, BotProcess, Load, bench_config, cpu_s, database, machine, run_load
 
-from tests.procs import slash_body
+from tests.processes import slash_body
 from tests.standin import SlackStandin
 
 FORM = "application/x-www-form-urlencoded"

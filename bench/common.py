@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.harness import SECRET, sign  # noqa: E402
-from tests.procs import BotProcess, free_port  # noqa: E402
+from tests.processes import BotProcess, free_port  # noqa: E402
 
 PG_ADMIN = os.environ.get("WARROOM_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

@@ -33,7 +33,7 @@ from sqlmodel import select
 from db.models import Incident, OutboxMessage
 from db.session import make_engine, reading
 from tests.faults import add_launches, outbox_id
-from tests.procs import action_body, signed_post, slash_body
+from tests.processes import action_body, signed_post, slash_body
 from tests.standin import SlackStandin
 
 DECLARED = re.compile(r"Declared INC-(\d+)")

@@ -27,7 +27,7 @@ from db.session import make_engine, transaction
 from tests.conftest import TEST_CONFIG
 from tests.faults import add_launches, outbox_id, requires_postgres
 from tests.harness import SECRET, TOKEN
-from tests.procs import BotProcess, action_body, signed_post, slash_body, write_config
+from tests.processes import BotProcess, action_body, signed_post, slash_body, write_config
 from tests.standin import SlackStandin
 
 pytestmark = pytest.mark.process

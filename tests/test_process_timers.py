@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from db.models import AuditEvent, Timer
 from db.session import make_engine
-from tests.processes import ServeProcess
+from tests.processes import BotProcess
 from tests.standin import SlackStandin
 
 pytestmark = pytest.mark.process
@@ -32,7 +32,7 @@ def wait_for(what: str, fn: Callable[[], Any], timeout: float) -> Any:
 
 
 @pytest.fixture
-def served(tmp_path: Path, database_url: str) -> Iterator[tuple[ServeProcess, SlackStandin, str]]:
+def served(tmp_path: Path, database_url: str) -> Iterator[tuple[BotProcess, SlackStandin, str]]:
     standin = SlackStandin().start()
     config = {
         "launch": {"name": "Process launch", "t0": (datetime.now(UTC) + timedelta(seconds=2)).isoformat()},
@@ -44,7 +44,7 @@ def served(tmp_path: Path, database_url: str) -> Iterator[tuple[ServeProcess, Sl
     }
     path = tmp_path / "warroom.yaml"
     path.write_text(yaml.safe_dump(config))
-    bot = ServeProcess(api_url=standin.api_url, database_url=database_url, config_path=path,
+    bot = BotProcess(api_url=standin.api_url, database_url=database_url, config_path=path,
                        extra_env={"LOG_LEVEL": "WARNING"}, log_path=tmp_path / "serve.log")
     try:
         yield bot, standin, database_url
@@ -69,7 +69,7 @@ def next_level_armed(database_url: str) -> bool:
         engine.dispose()
 
 
-def test_escalation_survives_sigkill_exactly_once(served: tuple[ServeProcess, SlackStandin, str]) -> None:
+def test_escalation_survives_sigkill_exactly_once(served: tuple[BotProcess, SlackStandin, str]) -> None:
     bot, standin, database_url = served
     began = time.monotonic()
     bot.start()

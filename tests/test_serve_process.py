@@ -11,14 +11,14 @@ import httpx
 import pytest
 
 from tests.harness import sign
-from tests.processes import ServeProcess, wait_until
+from tests.processes import BotProcess, wait_until
 from tests.standin import SlackStandin
 
 pytestmark = pytest.mark.process
 
 
 def test_serve_declares_posts_and_acknowledges(standin: SlackStandin, database_url: str, tmp_path: Path) -> None:
-    bot = ServeProcess(api_url=standin.api_url, database_url=database_url, log_path=tmp_path / "bot.log").start()
+    bot = BotProcess(api_url=standin.api_url, database_url=database_url, log_path=tmp_path / "bot.log").start()
     try:
         assert standin.calls_to("auth.test"), "auth.test goes to SLACK_API_URL at start-up"
         health = httpx.get(bot.url + "/healthz")
@@ -47,7 +47,7 @@ def test_serve_declares_posts_and_acknowledges(standin: SlackStandin, database_u
         update = standin.calls_to("chat.update")[0].args
         assert update["ts"] == standin.calls_to("chat.postMessage")[0].response["ts"]
         assert "Acknowledged by <@U0ENG>" in json.dumps(update["blocks"])
-        log = bot.log_text()
+        log = bot.log()
         assert "xoxb-" not in log and "test-signing-secret" not in log
     finally:
         bot.stop()
