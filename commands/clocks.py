@@ -72,6 +72,7 @@ def withdraw_queued_pings(ctx: Context, incident: Incident, timer_ids: list[int]
     ctx.session.execute(
         update(OutboxMessage).where(
             OutboxMessage.status == "pending", OutboxMessage.claimed_until.is_(None),  # type: ignore[union-attr]
+            OutboxMessage.uncertain == False,  # noqa: E712  (a timed-out send may have landed: it stays)
             OutboxMessage.kind == "incident.escalation",
             (OutboxMessage.thread_ref == f"incident:{incident.id}")
             | OutboxMessage.arms_timer_id.in_(timer_ids or [-1]),  # type: ignore[union-attr]

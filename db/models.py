@@ -188,7 +188,7 @@ class Timer(SQLModel, table=True):
     from when its ping was actually posted, so the outbox arms the next one).
     """
 
-    __table_args__ = (Index("ix_timer_due", "done_at", "due_at"),)
+    __table_args__ = (Index("ix_timer_due", "done_at", "due_at"), Index("ix_timer_subject", "subject_id", "kind"))
     id: int | None = Field(default=None, primary_key=True)
     launch_id: int = Field(foreign_key="launch.id", index=True)
     kind: str = Field(max_length=20)

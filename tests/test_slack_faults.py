@@ -140,6 +140,23 @@ def test_lookup_failure_does_not_send_blind(bot: Harness) -> None:
     assert_exactly_once(bot)
 
 
+def test_an_escalation_ping_that_may_have_landed_is_not_withdrawn_at_ack(bot: Harness) -> None:
+    """Withdrawing queued pings at acknowledgement must not withdraw one Slack may already show."""
+    declare(bot, 1, sev="sev1")
+    bot.advance(timedelta(minutes=4, seconds=59))  # everything else due by now is out of the way
+    bot.standin.fail("chat.postMessage", delay=1.5)  # the ping lands; its answer comes too late
+    bot.advance(timedelta(seconds=1))
+    pings = [r for r in bot.outbox() if r.kind == "incident.escalation" and r.uncertain]
+    assert len(pings) == 1 and pings[0].status == "pending"  # the one whose answer never came
+    bot.block_actions("incident_ack", "1", user="U0ENG")
+    assert next(r for r in bot.outbox() if r.id == pings[0].id).status == "pending"  # kept
+    bot.clock.advance(timedelta(seconds=5))
+    bot.deliver()
+    assert next(r for r in bot.outbox() if r.id == pings[0].id).status == "sent"  # found by metadata
+    assert sum(outbox_id(p) == pings[0].id for p in bot.posts()) == 1
+    assert_exactly_once(bot)
+
+
 # -- a 60-second outage ---------------------------------------------------------
 
 def test_sixty_second_outage_then_everything_once_in_order(bot: Harness) -> None:
