@@ -42,7 +42,7 @@ def early(standin: SlackStandin, database_url: str) -> Iterator[Harness]:
 def test_marks_post_at_their_time_and_t0_announces(early: Harness) -> None:
     early.tick()
     early.deliver()
-    summary = texts(early, "passed while warroom was down")
+    summary = texts(early, "passed without being posted")
     assert len(summary) == 1 and "T-24h" in summary[0] and "T-12h" in summary[0] and "T-2h" not in summary[0]
     early.advance(timedelta(minutes=29, seconds=59))
     assert texts(early, "T-30m") == []
@@ -120,7 +120,7 @@ def test_t0_moved_into_the_past_summarises_and_starts_the_heartbeat(early: Harne
     early.slash("/launch", "t0 2025-10-16T06:30:00-07:00")  # 2h30m before now (09:00)
     early.tick()
     early.deliver()
-    summaries = texts(early, "passed while warroom was down")
+    summaries = texts(early, "passed without being posted")
     assert len(summaries) == 2  # the first start's, and the move's
     last = summaries[-1]
     for label in ("*T-30m*", "*T0*", "*T+15m*", "*T+1h*"):  # all over an hour late now
