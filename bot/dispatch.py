@@ -142,7 +142,3 @@ def defang(reply: str) -> str:
 def clean_text(text: str) -> str:
     """User text as warroom keeps it: control characters (NUL, escape, …) dropped; tabs and newlines kept."""
     return _CONTROL.sub("", text)
-
-
-def describe(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={str(v)[:40]}" for k, v in values.items())
