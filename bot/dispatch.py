@@ -20,7 +20,7 @@ import commands.families  # noqa: F401  (registers the families)
 from bot.config import Config
 from bot.guard import REQUEST_KEY, Replayed
 from commands.clock import Clock
-from commands.context import Context, Result, note_activity, record
+from commands.context import Context, Result, insert_row, note_activity, record
 from commands.errors import CommandError, Refused
 from commands.escape import slack_escape
 from commands.registry import ACTIONS, SLASH, VIEWS
@@ -54,7 +54,7 @@ class Dispatcher:
                         # first try: just insert (a replay fails the commit on the key and comes back here)
                         if attempt and session.get(SeenRequest, request_key[:200]) is not None:
                             raise Replayed()
-                        session.add(SeenRequest(key=request_key[:200], seen_at=now))
+                        insert_row(session, SeenRequest, key=request_key[:200], seen_at=now)
                     launch = launch_for_channel(session, self.config, channel, now)
                     ctx = Context(session=session, now=now, config=self.config, user=user, launch=launch,
                                   channel=channel, message_ts=message_ts)

@@ -7,40 +7,44 @@ the next deadline waits in the outbox; the outbox arms it when the ping is poste
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import select
 
-from commands.context import Context
+from commands.context import Context, insert_row
 from db.models import Incident, OutboxMessage, Timer
 
 PLAN_WITHIN = timedelta(minutes=15)  # seed 000 §5: no Critical open 15 minutes without a plan
 
 
 def arm_incident_clocks(ctx: Context, incident: Incident) -> None:
-    """At declaration: the escalation clock of its severity, and for a Critical the plan check."""
+    """At declaration: the escalation clock of its severity, and for a Critical the plan check
+    (a new incident has no clocks yet, so nothing is looked up first)."""
     severity = ctx.config.severity(incident.severity)
-    assert incident.id is not None and ctx.launch.id is not None
     if isinstance(severity.ack_within, timedelta):
-        ctx.session.add(Timer(launch_id=ctx.launch.id, kind="escalation", subject_id=incident.id,
-                              due_at=ctx.now + severity.ack_within, created_at=ctx.now,
-                              payload={"level": 1, "severity": incident.severity}))
+        add_timer(ctx, incident, "escalation", ctx.now + severity.ack_within,
+                  {"level": 1, "severity": incident.severity})
     if incident.severity == "sev1":
-        arm_plan_check(ctx, incident)
+        add_timer(ctx, incident, "plan_check", ctx.now + PLAN_WITHIN, {})
+
+
+def add_timer(ctx: Context, incident: Incident, kind: str, due_at: datetime, payload: dict[str, Any]) -> None:
+    assert incident.id is not None and ctx.launch.id is not None
+    insert_row(ctx.session, Timer, launch_id=ctx.launch.id, kind=kind, subject_id=incident.id, due_at=due_at,
+               created_at=ctx.now, payload=payload)
 
 
 def arm_plan_check(ctx: Context, incident: Incident) -> None:
     """A Critical gets one plan check, 15 minutes after it became Critical (unless an update came first)."""
-    assert incident.id is not None and ctx.launch.id is not None
     if incident.last_update_at is not None or pending_timers(ctx, incident, "plan_check"):
         return
     done = ctx.session.exec(select(Timer).where(
         Timer.subject_id == incident.id, Timer.kind == "plan_check", Timer.done_at.is_not(None))).all()  # type: ignore[union-attr]
     if any(t.payload.get("pinged") for t in done):  # it pinged once already: once is the rule
         return
-    ctx.session.add(Timer(launch_id=ctx.launch.id, kind="plan_check", subject_id=incident.id,
-                          due_at=ctx.now + PLAN_WITHIN, created_at=ctx.now, payload={}))
+    add_timer(ctx, incident, "plan_check", ctx.now + PLAN_WITHIN, {})
 
 
 def pending_timers(ctx: Context, incident: Incident, *kinds: str) -> list[Timer]:
@@ -100,9 +104,7 @@ def rearm_escalation(ctx: Context, incident: Incident) -> None:
     due = ctx.now + severity.ack_within
     if current_due is not None and current_due < due:
         due = current_due
-    assert ctx.launch.id is not None and incident.id is not None
-    ctx.session.add(Timer(launch_id=ctx.launch.id, kind="escalation", subject_id=incident.id, due_at=due,
-                          created_at=ctx.now, payload={"level": max(level, 1), "severity": incident.severity}))
+    add_timer(ctx, incident, "escalation", due, {"level": max(level, 1), "severity": incident.severity})
 
 
 def severity_changed(ctx: Context, incident: Incident) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlalchemy import Insert, func
+from sqlmodel import Session, SQLModel, select
 
 from bot.config import Config
 from commands.render import TEMPLATES, render, render_blocks
@@ -46,18 +47,35 @@ class Result:
     blocks: list[dict[str, Any]] | None = field(default=None)
 
 
+def insert_row(session: Session, model: type[SQLModel], **values: Any) -> int | None:
+    """Insert one row that nothing in this transaction changes again (an audit event, an outbox
+    message, a timer, …) straight away, in the caller's transaction, and return its id.
+
+    A plain INSERT, not an ORM object: the unit of work's bookkeeping cost more than the write
+    on every command's path (docs/performance.md). Rows are written in call order, so ids keep
+    the order of the audit trail and of each channel's messages.
+    """
+    result = session.connection().execute(_insert_of(model), values)
+    key = result.inserted_primary_key
+    return key[0] if key else None
+
+
+@cache
+def _insert_of(model: type[SQLModel]) -> Insert:
+    """One INSERT statement per table, parameters bound per call (compiled once, not per row)."""
+    return model.__table__.insert()  # type: ignore[attr-defined,no-any-return]
+
+
 def record(ctx: Context, kind: str, *, incident_id: int | None = None, actor: str | None = None,
-           **payload: Any) -> AuditEvent:
-    """One row of the audit trail (an incident's timeline is its events)."""
-    event = AuditEvent(launch_id=ctx.launch.id, incident_id=incident_id, kind=kind,
-                       actor=actor or ctx.user, ts=ctx.now, payload=payload)
-    ctx.session.add(event)
-    return event
+           **payload: Any) -> int | None:
+    """One row of the audit trail (an incident's timeline is its events). Returns its id."""
+    return insert_row(ctx.session, AuditEvent, launch_id=ctx.launch.id, incident_id=incident_id, kind=kind,
+                      actor=actor or ctx.user, ts=ctx.now, payload=payload)
 
 
 def note_activity(ctx: Context, source: str = "command") -> None:
     if ctx.user and ctx.user[0] in "UW":
-        ctx.session.add(Activity(launch_id=ctx.launch.id, user_id=ctx.user, at=ctx.now, source=source))
+        insert_row(ctx.session, Activity, launch_id=ctx.launch.id, user_id=ctx.user, at=ctx.now, source=source)
 
 
 def compose(template: str, **values: Any) -> dict[str, Any]:
@@ -79,8 +97,8 @@ def compose(template: str, **values: Any) -> dict[str, Any]:
 
 def post(ctx: Context, channel: str, template: str, *, kind: str | None = None, ref: str | None = None,
          thread_ref: str | None = None, update_ref: str | None = None, arms_timer_id: int | None = None,
-         **values: Any) -> OutboxMessage:
-    """Queue a message in the outbox, in the caller's transaction. Rehearsal messages say so."""
+         **values: Any) -> int | None:
+    """Queue a message in the outbox, in the caller's transaction (returns its id). Rehearsal messages say so."""
     values.setdefault("tz", ctx.tz)
     values.setdefault("now", ctx.now)
     values.setdefault("launch", ctx.launch)
@@ -90,23 +108,19 @@ def post(ctx: Context, channel: str, template: str, *, kind: str | None = None, 
         payload["text"] = "[REHEARSAL] " + payload["text"]
         if payload.get("blocks"):
             payload["blocks"].insert(0, {"type": "context", "elements": [{"type": "mrkdwn", "text": "[REHEARSAL]"}]})
-    message = OutboxMessage(
-        launch_id=ctx.launch.id, kind=kind or template, channel=channel,
+    return insert_row(
+        ctx.session, OutboxMessage, launch_id=ctx.launch.id, kind=kind or template, channel=channel,
         method="chat.update" if update_ref else "chat.postMessage",
         payload=payload, ref=ref, thread_ref=thread_ref, update_ref=update_ref,
         arms_timer_id=arms_timer_id, created_at=ctx.now, next_attempt_at=None,
     )
-    ctx.session.add(message)
-    ctx.session.flush()
-    return message
 
 
 def role_holder(session: Session, launch_id: int, role: str) -> str | None:
-    row = session.exec(
-        select(RoleAssignment).where(RoleAssignment.launch_id == launch_id, RoleAssignment.role == role)
+    return session.exec(
+        select(RoleAssignment.user_id).where(RoleAssignment.launch_id == launch_id, RoleAssignment.role == role)
         .order_by(RoleAssignment.id.desc()).limit(1)  # type: ignore[union-attr]
     ).first()
-    return row.user_id if row else None
 
 
 def roster(session: Session, launch_id: int) -> dict[str, str | None]:
@@ -122,7 +136,7 @@ def roles_of(session: Session, launch_id: int, user: str) -> list[str]:
 
 
 def upload(ctx: Context, channel: str, filename: str, content: str, template: str, *, kind: str = "export.file",
-           **values: Any) -> OutboxMessage:
+           **values: Any) -> int | None:
     """Queue a file for the channel (outbox method `files.upload`); its title and comment come from a template."""
     values.setdefault("tz", ctx.tz)
     values.setdefault("now", ctx.now)
@@ -132,11 +146,8 @@ def upload(ctx: Context, channel: str, filename: str, content: str, template: st
     if ctx.rehearsal:
         comment = "[REHEARSAL] " + comment
         filename = "rehearsal-" + filename
-    message = OutboxMessage(
-        launch_id=ctx.launch.id, kind=kind, channel=channel, method="files.upload",
+    return insert_row(
+        ctx.session, OutboxMessage, launch_id=ctx.launch.id, kind=kind, channel=channel, method="files.upload",
         payload={"filename": filename, "title": filename, "content": content, "initial_comment": comment},
         created_at=ctx.now, next_attempt_at=None,
     )
-    ctx.session.add(message)
-    ctx.session.flush()
-    return message

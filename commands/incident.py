@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
 from sqlmodel import select
 
 from commands.clocks import arm_incident_clocks, cancel_incident_clocks, severity_changed
@@ -73,9 +72,10 @@ def declare(ctx: Context, decl: Declaration) -> Incident:
     """Store the incident, queue its notification, start its clocks."""
     launch_id = ctx.launch.id
     severity = ctx.config.severity(decl.severity)
-    number = ctx.session.exec(  # type: ignore[call-overload]
-        update(Launch).where(Launch.id == launch_id).values(incident_seq=Launch.incident_seq + 1)
-        .returning(Launch.incident_seq)
+    launches = Launch.__table__  # type: ignore[attr-defined]
+    number = ctx.session.connection().execute(  # a plain UPDATE: nothing in the session holds the number
+        launches.update().where(launches.c.id == launch_id).values(incident_seq=launches.c.incident_seq + 1)
+        .returning(launches.c.incident_seq)
     ).scalar_one()
     first_role = severity.escalate_to[0] if severity.escalate_to else None
     owner = (role_holder(ctx.session, launch_id, first_role) if first_role else None) or ctx.user
