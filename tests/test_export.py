@@ -57,13 +57,14 @@ def a_day(bot: Harness) -> None:
     bot.standin.fail("chat.postMessage", error="channel_not_found", channel="C0WARROOM")
     bot.deliver()
     launch = launch_row(bot)
+    first_incident = bot.incidents()[0].id  # looked up before the transaction: it writes as it goes
     with transaction(bot.runtime.engine) as session:
         ctx = Context(session=session, now=bot.clock.now(), config=bot.config, user="U0COMMANDER", launch=launch)
         # what the commander's console and the timers record (issues 3 and 4) goes through the same helper
         for kind in ("decision.recorded", "gonogo.vote", "signoff.recorded", "role.changed", "rollback.step_done",
                      "heartbeat.posted"):
             record(ctx, kind, text=f"{kind} text")
-        record(ctx, "incident.escalated", incident_id=bot.incidents()[0].id, level=1, to="U0ENG")
+        record(ctx, "incident.escalated", incident_id=first_incident, level=1, to="U0ENG")
 
 
 def test_ndjson_has_every_kind_of_event_in_time_order(bot: Harness, tmp_path: Path) -> None:
