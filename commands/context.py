@@ -78,6 +78,11 @@ def note_activity(ctx: Context, source: str = "command") -> None:
         insert_row(ctx.session, Activity, launch_id=ctx.launch.id, user_id=ctx.user, at=ctx.now, source=source)
 
 
+@cache
+def has_blocks(template: str) -> bool:
+    return (Path(TEMPLATES) / f"{template}.json.j2").exists()
+
+
 def compose(template: str, **values: Any) -> dict[str, Any]:
     """Render `template.j2` (text) and, when it exists, `template.json.j2` (blocks).
 
@@ -87,7 +92,7 @@ def compose(template: str, **values: Any) -> dict[str, Any]:
     """
     text = render(f"{template}.j2", **values)
     payload: dict[str, Any] = {"text": text}
-    if (Path(TEMPLATES) / f"{template}.json.j2").exists():
+    if has_blocks(template):
         def part(name: str) -> Markup:
             return Markup(render(f"{name}.j2", **values))
 

@@ -76,6 +76,8 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
         autoescape=False,
+        auto_reload=False,  # templates ship with the code: no stat() of the file on every message
+        cache_size=-1,
     )
     env.filters.update(mention=_mention, json=_json, hhmm=_hhmm, duration=_duration, clip=_truncate)
     return env

@@ -1,0 +1,60 @@
+"""SQLite writers of different processes take turns on the lock file beside the database
+(db/session.py WriteLock), so a second process queues in the kernel, not in SQLite's busy handler."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlmodel import select
+
+from db.models import SeenRequest
+from db.session import make_engine, migrate, transaction, write_lock
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def hold_lock_in_another_process(url: str, seconds: float) -> subprocess.Popen[str]:
+    code = textwrap.dedent(f"""
+        import sys, time
+        from db.session import make_engine, write_lock
+        engine = make_engine({url!r})
+        with write_lock(engine):
+            print("held", flush=True)
+            time.sleep({seconds})
+        print("released", flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_writer_waits_while_another_process_holds_the_write_lock(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    # the other process holds only the lock, no SQLite transaction: without the lock file we would not wait
+    other = hold_lock_in_another_process(url, 1.0)
+    started = time.monotonic()
+    with transaction(engine) as session:
+        waited = time.monotonic() - started
+        session.add(SeenRequest(key="after-the-other", seen_at=datetime.now(UTC)))
+    assert other.wait(timeout=10) == 0
+    assert waited >= 0.7, f"took the write lock after {waited:.2f} s while another process held it"
+    with transaction(engine) as session:
+        assert session.exec(select(SeenRequest.key)).all() == ["after-the-other"]
+    engine.dispose()
+
+
+def test_the_write_lock_is_reentrant_in_one_thread(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    migrate(engine)
+    with write_lock(engine), write_lock(engine), transaction(engine) as session:  # nested: no self-deadlock
+        session.add(SeenRequest(key="nested", seen_at=datetime.now(UTC)))
+    other = hold_lock_in_another_process(f"sqlite:///{tmp_path / 'r.db'}", 0.1)  # released after the nest
+    assert other.wait(timeout=10) == 0
+    engine.dispose()
