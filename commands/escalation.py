@@ -5,7 +5,11 @@ that passes without an acknowledgement escalates to the next role. A role with
 no holder is skipped (and the ping says so); when the chain is exhausted its
 last role is pinged again at the same interval. The next deadline counts from
 when the ping was actually posted: the next Timer is created dormant and the
-outbox arms it when the war-room ping lands (after a restart too).
+outbox arms it when the ping lands (after a restart too).
+
+The ping is one message: a reply in the incident's thread that Slack also shows in
+the war-room channel (reply_broadcast). When the incident's own message never
+landed there is no thread, and the outbox posts it in the channel itself.
 """
 
 from __future__ import annotations
@@ -76,11 +80,9 @@ def escalate(ctx: Context, incident: Incident, level: int, *, due_at: datetime |
         ctx.session.add(following)
         ctx.session.flush()
         next_timer_id = following.id
-    # the war-room ping first (it is the one that arms the next level), then the same in the incident's thread
+    # one message in the incident's thread and in the channel; the next level counts from when it lands
     post(ctx, ctx.launch.war_room, "escalation", kind="incident.escalation", arms_timer_id=next_timer_id,
-         in_thread=False, **values)
-    post(ctx, ctx.launch.war_room, "escalation", kind="incident.escalation", thread_ref=incident_ref(incident),
-         in_thread=True, **values)
+         thread_ref=incident_ref(incident), broadcast=True, **values)
     record(ctx, "incident.escalated", incident_id=incident.id, number=incident.number, level=incident.escalations,
            role=target.role, user=target.user, skipped=target.skipped, exhausted=target.exhausted,
            waited_s=values["waited"].total_seconds(), late_s=late.total_seconds(),

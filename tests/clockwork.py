@@ -20,12 +20,12 @@ WAR_ROOM = "C0WARROOM"
 
 
 def channel_posts(bot: Harness, channel: str = WAR_ROOM) -> list[dict[str, Any]]:
-    """Messages posted in the channel itself (not thread replies)."""
-    return [p for p in bot.posts(channel) if not p.get("thread_ts")]
+    """Messages shown in the channel itself: top-level posts and thread replies broadcast to it."""
+    return bot.standin.channel_posts(channel)
 
 
 def thread_posts(bot: Harness, channel: str = WAR_ROOM) -> list[dict[str, Any]]:
-    return [p for p in bot.posts(channel) if p.get("thread_ts")]
+    return bot.standin.thread_posts(channel)
 
 
 def pings(bot: Harness, *, thread: bool = False) -> list[str]:

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from db.models import AuditEvent, Timer
 from db.session import make_engine
 from tests.processes import BotProcess
-from tests.standin import SlackStandin
+from tests.standin import SlackStandin, in_channel
 
 pytestmark = pytest.mark.process
 
@@ -54,7 +54,7 @@ def served(tmp_path: Path, database_url: str) -> Iterator[tuple[BotProcess, Slac
 
 
 def channel_pings(standin: SlackStandin, user: str, *, exhausted: bool = False) -> list[dict[str, Any]]:
-    return [p for p in standin.posts("C0WARROOM") if not p.get("thread_ts") and "escalat" in p["text"]
+    return [p for p in standin.posts("C0WARROOM") if in_channel(p) and "escalat" in p["text"]
             and "INC-1" in p["text"] and f"<@{user}>" in p["text"] and ("exhausted" in p["text"]) == exhausted]
 
 
@@ -95,7 +95,7 @@ def test_escalation_survives_sigkill_exactly_once(served: tuple[BotProcess, Slac
     assert len(channel_pings(standin, "U0EXEC")) == 1
     thread = [p for p in standin.posts("C0WARROOM") if p.get("thread_ts") and "<@U0EXEC>" in p["text"]
               and "exhausted" not in p["text"]]
-    assert len(thread) == 1
+    assert len(thread) == 1 and thread[0].get("reply_broadcast") is True  # one message: thread and channel
     assert standin.posts("C0OPERATORS") and "is now live" in standin.posts("C0OPERATORS")[0]["text"]
     assert [p for p in standin.posts("C0WARROOM") if p["text"].startswith("Status Update – Time")]
     engine = make_engine(database_url)
