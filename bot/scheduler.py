@@ -1,9 +1,24 @@
 """Waking up for due work. The database says what is due; APScheduler only wakes us.
 
-Every deadline is a Timer row. A pass selects the due ones and, for each, in one
-transaction, claims it (`UPDATE timer SET done_at = now WHERE id = … AND done_at
-IS NULL`) and does its work: a crash rolls both back, a second replica's claim
-matches no row. What fell due while the bot was down is done at the next pass.
+Every deadline is a Timer row. A pass reads the due ones and works through them in
+chunks, one transaction per chunk (up to CHUNK timers, CHUNK_S seconds). The chunk's
+timers and launches are loaded with one query each (on PostgreSQL `FOR UPDATE SKIP
+LOCKED`: rows another replica is working on are left to it, not waited for). Each timer
+is then claimed when its turn comes (`UPDATE timer SET done_at = now WHERE id = … AND
+done_at IS NULL`), its handler runs inside a SAVEPOINT, and the chunk commits once.
+Claiming one by one keeps what a handler sees the same as in a transaction of its own:
+the timers after it are still pending (the missed-marks summary claims its sibling
+marks itself, and those are then skipped). A crash rolls back claims and work
+together; a second replica's claim matches no row. What fell due while the bot was
+down is done at the next pass.
+
+A handler that raises is rolled back alone (its savepoint); the others commit with the
+chunk. Its timer stays claimed and is marked failed (payload `failed`, audit event
+`timer.failed`, an ERROR log line): a handler that failed on this data would fail again,
+and retrying it every pass would page nobody and fill the log. The exception is a
+database error (`OperationalError`: a deadlock, a serialization failure, a dropped
+connection), which may pass: the claim is released and the timer retried by a later
+pass, at most MAX_ATTEMPTS times in all.
 """
 
 from __future__ import annotations
@@ -15,24 +30,31 @@ from datetime import datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import update
 from sqlalchemy.engine import Connection
-from sqlmodel import Session, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session, SQLModel, select
 
 from bot.dispatch import Dispatcher
 from bot.flag_webhook import run_rollback_webhooks
 from bot.probes import ProbeLoop
-from commands.context import Context
-from commands.registry import TIMERS
+from commands.context import Context, record
+from commands.registry import CHUNK_LAUNCHES, TIMER_SUBJECTS, TIMERS
 from db.models import Launch, Timer
 from db.session import reading, write_lock
 
 log = logging.getLogger("warroom.scheduler")
-BATCH = 500
+BATCH = 500  # due timers read by one pass
+CHUNK = 25  # timers claimed and committed together
+CHUNK_S = 0.1  # a chunk starts no new handler after this long: commands wait on the write lock at most about this
+MAX_ATTEMPTS = 3  # a timer whose handler hit a database error is retried until it has been tried this often
 # Timer kinds whose work is network I/O: never run inside the claiming transaction by run_due, but by
 # their own runner (a separate job, so a slow remote never delays escalations).
 EDGE_KINDS = frozenset({"rollback_webhook", "probe"})  # probe: bot/probes.py
+TIMER = Timer.__table__  # type: ignore[attr-defined]
 
 
 def due_timers(dispatcher: Dispatcher, now: datetime) -> list[tuple[int, int]]:
+    """(timer id, launch id) of what is due, soonest first."""
     with reading(dispatcher.engine) as session:
         rows = session.exec(
             select(Timer.id, Timer.launch_id).where(Timer.done_at.is_(None), Timer.due_at <= now,  # type: ignore[union-attr]
@@ -46,54 +68,114 @@ def due_timers(dispatcher: Dispatcher, now: datetime) -> list[tuple[int, int]]:
 def run_due(dispatcher: Dispatcher) -> int:
     """One pass over due work. Returns how many timers this process claimed and ran.
 
-    Each timer is claimed and run in its own transaction; the pass keeps one
-    connection for all of them (with SQLite's NullPool a connection per
-    transaction costs more than the work itself).
+    The pass keeps one connection for all its chunks and lets go of the write lock
+    between them, so a command waiting for it runs before the next chunk.
     """
     due = due_timers(dispatcher, dispatcher.clock.now())
-    if not due:
-        return 0
     done = 0
     with dispatcher.engine.connect() as connection:
-        for timer_id, launch_id in due:
+        while due:
+            chunk, due = due[:CHUNK], due[CHUNK:]
             try:
-                if _run_one(dispatcher, connection, timer_id, launch_id):
-                    done += 1
-            except Exception:
-                log.exception("timer failed", extra={"timer_id": timer_id})
+                ran, left = _run_chunk(dispatcher, connection, chunk)
+            except Exception:  # the database failed under the chunk: it is rolled back, the next pass retries
+                log.exception("timer chunk failed", extra={"timer_ids": [t for t, _ in chunk]})
                 if connection.in_transaction():
                     connection.rollback()
+                break
+            done += ran
+            due = left + due
+            dispatcher.on_commit()
+            time.sleep(0)  # let a thread woken by the released write lock take it
     return done
 
 
-def _run_one(dispatcher: Dispatcher, connection: Connection, timer_id: int, launch_id: int) -> bool:
+def _run_chunk(dispatcher: Dispatcher, connection: Connection,
+               chunk: list[tuple[int, int]]) -> tuple[int, list[tuple[int, int]]]:
+    """Load the chunk, claim and run its timers one by one, each in a savepoint; commit once.
+    Returns (timers run, the chunk's timers left for the next chunk because it ran out of time)."""
+    started = time.monotonic()
     with write_lock(dispatcher.engine), Session(bind=connection, expire_on_commit=False) as session:
         now = dispatcher.clock.now()
-        launch = session.get(Launch, launch_id)
-        assert launch is not None
-        ctx = Context(session=session, now=now, config=dispatcher.config, user="warroom", launch=launch)
-        won = _claim_and_run(ctx, timer_id)
+        timers = {t.id: t for t in session.scalars(
+            select(Timer).where(Timer.id.in_([t for t, _ in chunk]), Timer.done_at.is_(None),  # type: ignore[union-attr]
+                                Timer.due_at <= now)  # type: ignore[operator]
+            .with_for_update(skip_locked=True))}  # PostgreSQL only; SQLite has one writer at a time
+        subjects = _lock_subjects(session, list(timers.values()))  # held: the session keeps only weak references
+        launch_ids = {launch_id for _, launch_id in chunk}
+        launches = {launch.id: launch for launch in session.exec(select(Launch).where(Launch.id.in_(launch_ids)))}  # type: ignore[union-attr]
+        session.info[CHUNK_LAUNCHES] = launch_ids
+        ran = 0
+        left: list[tuple[int, int]] = []
+        for i, (timer_id, launch_id) in enumerate(chunk):
+            if i and time.monotonic() - started > CHUNK_S:
+                left = chunk[i:]
+                break
+            timer = timers.get(timer_id)
+            if timer is None or not _claim(session, timer, now):
+                continue  # done by another replica, cancelled, or claimed by a handler before it
+            ctx = Context(session=session, now=now, config=dispatcher.config, user="warroom",
+                          launch=launches[launch_id])
+            ran += _run_one(ctx, timer)
         session.commit()
-    dispatcher.on_commit()
-    return won
+    del subjects
+    return ran, left
 
 
-def _claim_and_run(ctx: Context, timer_id: int) -> bool:
-    won = ctx.session.exec(  # type: ignore[call-overload]
-        update(Timer).where(Timer.id == timer_id, Timer.done_at.is_(None), Timer.due_at <= ctx.now)  # type: ignore[union-attr]
-        .values(done_at=ctx.now)
+def _lock_subjects(session: Session, timers: list[Timer]) -> list[SQLModel]:
+    """Load and lock, one query per model, the rows the chunk's timers are about (TIMER_SUBJECTS), in id
+    order: the handlers find them in the session, and no command changes them under the chunk."""
+    wanted: dict[type[SQLModel], set[int]] = {}
+    for timer in timers:
+        model = TIMER_SUBJECTS.get(timer.kind)
+        if model is not None and timer.subject_id is not None:
+            wanted.setdefault(model, set()).add(timer.subject_id)
+    loaded: list[SQLModel] = []
+    for model, ids in wanted.items():
+        key = model.id  # type: ignore[attr-defined]
+        loaded += session.exec(select(model).where(key.in_(ids)).order_by(key).with_for_update()).all()
+    return loaded
+
+
+def _claim(session: Session, timer: Timer, now: datetime) -> bool:
+    won = session.execute(
+        update(TIMER).where(TIMER.c.id == timer.id, TIMER.c.done_at.is_(None), TIMER.c.due_at <= now).values(done_at=now)
     ).rowcount
     if won != 1:
         return False
-    timer = ctx.session.get(Timer, timer_id)
-    assert timer is not None
-    ctx.session.refresh(timer)
+    set_committed_value(timer, "done_at", now)  # as stored, without a second write at the next flush
+    return True
+
+
+def _run_one(ctx: Context, timer: Timer) -> int:
     handler = TIMERS.get(timer.kind)
     if handler is None:
-        log.error("no handler for timer kind", extra={"kind": timer.kind, "timer_id": timer_id})
-        return True
-    handler(ctx, timer)
-    return True
+        log.error("no handler for timer kind", extra={"kind": timer.kind, "timer_id": timer.id})
+        return 1
+    try:
+        with ctx.session.begin_nested():
+            handler(ctx, timer)
+        return 1
+    except Exception as exc:
+        _failed(ctx, timer, exc)
+        return 0
+
+
+def _failed(ctx: Context, timer: Timer, exc: Exception) -> None:
+    """The handler's savepoint is rolled back: keep the timer claimed and say so, or (a database
+    error, which may pass) put it back for a later pass while it has attempts left."""
+    attempts = int(timer.payload.get("attempts", 0)) + 1
+    error = f"{type(exc).__name__}: {exc}"[:300]
+    retry = isinstance(exc, OperationalError) and attempts < MAX_ATTEMPTS
+    log.error("timer failed", exc_info=exc, extra={"timer_id": timer.id, "kind": timer.kind, "attempts": attempts,
+                                                    "retry": retry})
+    timer.payload = {**timer.payload, "attempts": attempts, "error": error, **({} if retry else {"failed": True})}
+    if retry:
+        timer.done_at = None
+    else:
+        record(ctx, "timer.failed", timer_id=timer.id, timer_kind=timer.kind, subject_id=timer.subject_id,
+               attempts=attempts, error=error)
+    ctx.session.add(timer)
 
 
 class Scheduler:

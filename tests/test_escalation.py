@@ -286,27 +286,3 @@ def bot_start():  # type: ignore[no-untyped-def]
     from tests.conftest import START
 
     return START
-
-
-def test_a_failing_timer_is_rolled_back_and_does_not_stop_the_pass(bot: Harness) -> None:
-    from commands.registry import TIMERS
-    from db.models import Timer
-
-    def explode(ctx, due):  # type: ignore[no-untyped-def]
-        ctx.session.add(Incident(launch_id=ctx.launch.id, number=999, severity="sev1", summary="half-done",
-                                 declared_by="U0X", declared_at=ctx.now))
-        ctx.session.flush()
-        raise RuntimeError("boom")
-
-    TIMERS["explode"] = explode
-    try:
-        declare(bot)
-        with bot.session() as s:
-            s.add(Timer(launch_id=1, kind="explode", due_at=bot.clock.now(), created_at=bot.clock.now()))
-            s.commit()
-        bot.advance(timedelta(minutes=5))
-        assert len(pings(bot)) == 1  # the escalation after it still ran
-        assert [i.number for i in bot.incidents()] == [1]  # the failed handler's work was rolled back
-        assert len(live_timers(bot, "explode")) == 1  # not claimed: tried again next pass
-    finally:
-        del TIMERS["explode"]
