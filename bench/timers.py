@@ -29,6 +29,7 @@ from sqlmodel import Session, select  # noqa: E402
 from bot.config import parse_config  # noqa: E402
 from bot.dispatch import Dispatcher  # noqa: E402
 from bot.outbox import Outbox, Outcome  # noqa: E402
+from bot.runtime import wire  # noqa: E402
 from bot.scheduler import Scheduler, run_due  # noqa: E402
 from commands.clock import SystemClock  # noqa: E402
 from db.models import Incident, Launch, OutboxMessage, RoleAssignment, Timer  # noqa: E402
@@ -154,8 +155,9 @@ def main() -> int:
         s.exec(delete(OutboxMessage))  # type: ignore[call-overload]
     transport = InstantSlack()
     outbox = Outbox(engine, transport, clock, workers=8)
-    dispatcher = Dispatcher(engine=engine, config=config, clock=clock, on_commit=outbox.wake)
+    dispatcher = Dispatcher(engine=engine, config=config, clock=clock)
     scheduler = Scheduler(dispatcher, interval=1.0)
+    wire(dispatcher, outbox, scheduler)  # as `serve` does: commits and posted pings wake the scheduler
     start = clock.now() + timedelta(seconds=2)
     chosen = make_due(engine, args.live, start, spread_s=args.live_seconds)
     with Session(engine) as s:

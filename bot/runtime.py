@@ -70,7 +70,20 @@ def build_runtime(env: Env, transport: Transport, *, config: Config | None = Non
     # a claim outlives the longest attempt: a lookup and a send, each bounded by the client timeout
     claim_for = timedelta(seconds=max(5.0, 4 * env.slack_timeout))
     outbox = Outbox(engine, transport, clock, workers=outbox_workers, pace_s=outbox_pace_s, claim_for=claim_for)
-    dispatcher = Dispatcher(engine=engine, config=config, clock=clock, on_commit=outbox.wake)
+    dispatcher = Dispatcher(engine=engine, config=config, clock=clock)
     scheduler = Scheduler(dispatcher, interval=scheduler_interval)
+    wire(dispatcher, outbox, scheduler)
     return Runtime(env=env, config=config, engine=engine, clock=clock, dispatcher=dispatcher, outbox=outbox,
                    scheduler=scheduler)
+
+
+def wire(dispatcher: Dispatcher, outbox: Outbox, scheduler: Scheduler) -> None:
+    """A commit may have queued messages (wake the outbox) and created or armed timers (the scheduler
+    looks up its next deadline); a posted ping arms the next escalation."""
+
+    def committed() -> None:
+        outbox.wake()
+        scheduler.poke()
+
+    dispatcher.on_commit = committed
+    outbox.on_armed = scheduler.poke

@@ -19,13 +19,20 @@ and retrying it every pass would page nobody and fill the log. The exception is 
 database error (`OperationalError`: a deadlock, a serialization failure, a dropped
 connection), which may pass: the claim is released and the timer retried by a later
 pass, at most MAX_ATTEMPTS times in all.
+
+The pass runs when the next deadline falls due, not on the next poll: after each pass,
+at start-up, and when this process commits something that may create or arm a timer
+(`poke`), the earliest pending deadline is looked up and the pass brought forward to
+it. The poll every `interval` seconds stays, for what other replicas create.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import update
@@ -47,6 +54,7 @@ BATCH = 500  # due timers read by one pass
 CHUNK = 25  # timers claimed and committed together
 CHUNK_S = 0.1  # a chunk starts no new handler after this long: commands wait on the write lock at most about this
 MAX_ATTEMPTS = 3  # a timer whose handler hit a database error is retried until it has been tried this often
+POKE_GAP_S = 0.05  # commits that poke the scheduler look up the next deadline at most this often
 # Timer kinds whose work is network I/O: never run inside the claiming transaction by run_due, but by
 # their own runner (a separate job, so a slow remote never delays escalations).
 EDGE_KINDS = frozenset({"rollback_webhook", "probe"})  # probe: bot/probes.py
@@ -63,6 +71,18 @@ def due_timers(dispatcher: Dispatcher, now: datetime) -> list[tuple[int, int]]:
         ).all()
         session.rollback()
     return [(r[0], r[1]) for r in rows]
+
+
+def earliest_due(dispatcher: Dispatcher) -> datetime | None:
+    """The soonest pending deadline of the work run_due does (ix_timer_due: done_at, due_at)."""
+    with reading(dispatcher.engine) as session:
+        due = session.exec(
+            select(Timer.due_at).where(Timer.done_at.is_(None), Timer.due_at.is_not(None),  # type: ignore[union-attr]
+                                       Timer.kind.not_in(EDGE_KINDS))  # type: ignore[attr-defined]
+            .order_by(Timer.due_at).limit(1)  # type: ignore[arg-type]
+        ).first()
+        session.rollback()
+    return due
 
 
 def run_due(dispatcher: Dispatcher) -> int:
@@ -179,14 +199,25 @@ def _failed(ctx: Context, timer: Timer, exc: Exception) -> None:
 
 
 class Scheduler:
-    """APScheduler wakes `run_due` every `interval` seconds (due work is acted on within 2 s)."""
+    """APScheduler wakes `run_due` at the next deadline, and at least every `interval` seconds."""
 
     def __init__(self, dispatcher: Dispatcher, *, interval: float = 1.0) -> None:
         self.dispatcher = dispatcher
         self.probes = ProbeLoop(dispatcher)
         self._scheduler = BackgroundScheduler(timezone="UTC")
-        self._scheduler.add_job(self._pass, "interval", seconds=interval, id="due-work", max_instances=1,
+        self._pass_lock = threading.Lock()
+        self._plan_lock = threading.Lock()
+        self._passing = threading.local()
+        self._waiting = 0  # passes waiting for the running one to end (guarded by _plan_lock)
+        self._last_plan = 0.0
+        # Two instances of the pass: one running, one waiting on the lock. A pass brought forward to a
+        # deadline while another still runs waits and then runs; it is never dropped as "max instances".
+        # While one waits, nothing is brought forward: it runs next and plans again.
+        self._scheduler.add_job(self._pass, "interval", seconds=interval, id="due-work", max_instances=2,
                                 coalesce=True, misfire_grace_time=None)
+        # looks up the next deadline when poked (an hour is just "not by itself")
+        self._scheduler.add_job(self.plan, "interval", hours=1, id="plan", max_instances=2, coalesce=True,
+                                misfire_grace_time=None)
         self._scheduler.add_job(self._probe_pass, "interval", seconds=interval, id="probes", max_instances=1,
                                 coalesce=True, misfire_grace_time=None)
         self._scheduler.add_job(self._edge_pass, "interval", seconds=interval, id="edge-work", max_instances=1,
@@ -199,10 +230,26 @@ class Scheduler:
             log.exception("edge work failed")
 
     def _pass(self) -> None:
-        started = time.monotonic()
-        n = run_due(self.dispatcher)
-        if n:
-            log.info("timers run", extra={"count": n, "ms": round((time.monotonic() - started) * 1000, 1)})
+        with self._plan_lock:
+            self._waiting += 1
+        with self._pass_lock:
+            with self._plan_lock:
+                self._waiting -= 1
+            self._passing.on = True  # our own commits need no poke: the pass plans when it ends
+            started = time.monotonic()
+            try:
+                n = run_due(self.dispatcher)
+            except Exception:  # reading what is due failed (a database blip): the next poll retries
+                log.exception("scheduler pass failed")
+                n = 0
+            finally:
+                self._passing.on = False
+            if n:
+                log.info("timers run", extra={"count": n, "ms": round((time.monotonic() - started) * 1000, 1)})
+        try:
+            self.plan()
+        except Exception:
+            log.exception("planning the next pass failed")
 
     def _probe_pass(self) -> None:
         try:
@@ -210,12 +257,54 @@ class Scheduler:
         except Exception:  # a database blip must not stop the probes for good
             log.exception("probe pass failed")
 
+    # -- waking at the next deadline ---------------------------------------------------
+    def plan(self) -> datetime | None:
+        """Bring the next pass forward to the earliest pending deadline. Returns when it will run
+        (real time), or None when nothing is pending or the scheduler is not running."""
+        if not self._scheduler.running:
+            return None
+        self._last_plan = time.monotonic()
+        due = earliest_due(self.dispatcher)
+        if due is None:
+            return None
+        # deadlines are on the launch's clock; APScheduler runs on real time (the rehearsal's clock is faster)
+        wait = (due - self.dispatcher.clock.now()).total_seconds() / float(getattr(self.dispatcher.clock, "speed", 1))
+        return self._bring_forward("due-work", datetime.now(UTC) + timedelta(seconds=max(wait, 0.0)))
+
+    def poke(self) -> None:
+        """This process committed something that may have created or armed a timer (the dispatcher's
+        on_commit, the outbox arming the next escalation): look up the next deadline soon, in the
+        scheduler's thread, never in the caller's. Pokes within POKE_GAP_S of a lookup share the next one."""
+        if not self._scheduler.running or getattr(self._passing, "on", False):
+            return
+        gap = self._last_plan + POKE_GAP_S - time.monotonic()
+        self._bring_forward("plan", datetime.now(UTC) + timedelta(seconds=max(gap, 0.0)))
+
+    def _bring_forward(self, job_id: str, when: datetime) -> datetime | None:
+        with self._plan_lock:
+            if job_id == "due-work" and self._waiting:
+                return None
+            job = self._scheduler.get_job(job_id)
+            if job is None:
+                return None
+            current: Any = job.next_run_time
+            if current is not None and current <= when:
+                return current  # type: ignore[no-any-return]
+            job.modify(next_run_time=when)
+            return when
+
+    def next_pass_at(self) -> datetime | None:
+        job = self._scheduler.get_job("due-work")
+        return job.next_run_time if job is not None else None
+
+    # -- running ---------------------------------------------------------------------
     def run_once(self) -> int:
         """Every kind of due work once, in the calling thread (the shell and the rehearsal drive time)."""
         return run_due(self.dispatcher) + self.probes.run_once() + run_rollback_webhooks(self.dispatcher)
 
     def start(self) -> None:
         self._scheduler.start()
+        self.poke()  # a deadline due before the first poll (a restart) is met on time
 
     def wakeup(self) -> None:
         self._scheduler.wakeup()
