@@ -4,7 +4,7 @@ restarts, and posts exactly one next ping (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,20 +15,11 @@ from sqlmodel import Session, select
 
 from db.models import AuditEvent, Timer
 from db.session import make_engine
+from tests.clockwork import wait_for
 from tests.processes import BotProcess
 from tests.standin import SlackStandin, in_channel
 
 pytestmark = pytest.mark.process
-
-
-def wait_for(what: str, fn: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

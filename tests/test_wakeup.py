@@ -5,9 +5,8 @@ next escalation. The poll here is 30 s, so only a brought-forward pass can meet 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -16,7 +15,7 @@ from bot.dispatch import Dispatcher
 from bot.scheduler import Scheduler
 from commands.clock import FastClock, ManualClock
 from db.models import Timer
-from tests.clockwork import live_timers
+from tests.clockwork import live_timers, wait_for
 from tests.conftest import START, TEST_CONFIG
 from tests.harness import Harness
 from tests.standin import SlackStandin
@@ -24,16 +23,6 @@ from tests.standin import SlackStandin
 POLL_S = 30.0
 FAST = {**TEST_CONFIG, "severities": {"sev1": {"name": "Critical", "ack_within": "1s",
                                                "escalate_to": ["commander", "eng_oncall", "exec"]}}}
-
-
-def wait_for(what: str, fn: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def seconds_until(when: datetime | None) -> float:
