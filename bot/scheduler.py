@@ -210,9 +210,9 @@ class Scheduler:
         self._passing = threading.local()
         self._waiting = 0  # passes waiting for the running one to end (guarded by _plan_lock)
         self._last_plan = 0.0
-        # Two instances of the pass: one running, one waiting on the lock. A pass brought forward to a
-        # deadline while another still runs waits and then runs; it is never dropped as "max instances".
-        # While one waits, nothing is brought forward: it runs next and plans again.
+        # Nothing is brought forward while a pass runs (or waits): it plans when it ends, after it let go
+        # of the lock, so it sees what was committed meanwhile. A poll that fires during a pass waits for
+        # it (two instances: one running, one waiting on the lock) instead of being dropped.
         self._scheduler.add_job(self._pass, "interval", seconds=interval, id="due-work", max_instances=2,
                                 coalesce=True, misfire_grace_time=None)
         # looks up the next deadline when poked (an hour is just "not by itself")
@@ -282,7 +282,7 @@ class Scheduler:
 
     def _bring_forward(self, job_id: str, when: datetime) -> datetime | None:
         with self._plan_lock:
-            if job_id == "due-work" and self._waiting:
+            if job_id == "due-work" and (self._waiting or self._pass_lock.locked()):
                 return None
             job = self._scheduler.get_job(job_id)
             if job is None:
