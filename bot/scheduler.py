@@ -2,8 +2,9 @@
 
 Every deadline is a Timer row. A pass reads the due ones and works through them in
 chunks, one transaction per chunk (up to CHUNK timers, CHUNK_S seconds). The chunk's
-timers and launches are loaded with one query each (on PostgreSQL `FOR UPDATE SKIP
-LOCKED`: rows another replica is working on are left to it, not waited for). Each timer
+timers, their launches and the rows they are about (an escalation's incident, locked)
+are loaded with one query each (the timers on PostgreSQL `FOR UPDATE SKIP LOCKED`: rows
+another replica is working on are left to it, not waited for). Each timer
 is then claimed when its turn comes (`UPDATE timer SET done_at = now WHERE id = … AND
 done_at IS NULL`), its handler runs inside a SAVEPOINT, and the chunk commits once.
 Claiming one by one keeps what a handler sees the same as in a transaction of its own:
