@@ -100,6 +100,7 @@ class Outbox:
         self._thread: threading.Thread | None = None
         self.on_failure: Callable[[OutboxMessage], None] = self._report_failure
         self._slack_was_down = threading.Event()  # a 5xx/timeout since the last success
+        self.on_armed: Callable[[], None] = lambda: None  # a posted ping armed its timer (wakes the scheduler)
         self._next_paced_s: float | None = None
 
     # -- running ---------------------------------------------------------
@@ -244,7 +245,7 @@ class Outbox:
 
     def _finish(self, message: OutboxMessage, outcome: Outcome) -> None:
         now = self.clock.now()
-        failed = False
+        failed = armed = False
         with transaction(self.engine) as session:
             row = session.exec(select(OutboxMessage).where(OutboxMessage.id == message.id).with_for_update()).one()
             row.attempts += 1
@@ -257,10 +258,10 @@ class Outbox:
                 row.status, row.ts, row.sent_at, row.error, row.uncertain = "sent", outcome.ts, now, None, False
                 if row.ref and outcome.ts:
                     session.merge(MessageRef(ref=row.ref, channel=row.channel, ts=outcome.ts))
-                self._arm_timer(session, row.arms_timer_id, now)
+                armed = self._arm_timer(session, row.arms_timer_id, now)
             elif outcome.permanent:
                 row.status, row.error = "failed", outcome.permanent
-                self._arm_timer(session, row.arms_timer_id, now)
+                armed = self._arm_timer(session, row.arms_timer_id, now)
                 failed = True
             else:
                 if outcome.retry_after is not None:
@@ -279,6 +280,8 @@ class Outbox:
             session.add(row)
         log.info("outbox attempt", extra={"outbox_id": message.id, "channel": message.channel,
                                           "ok": outcome.ok, "error": row.error, "attempts": row.attempts})
+        if armed:
+            self.on_armed()
         if failed:
             self.on_failure(row)
 
@@ -295,14 +298,16 @@ class Outbox:
         ).rowcount)
 
     @staticmethod
-    def _arm_timer(session: Session, timer_id: int | None, now: Any) -> None:
+    def _arm_timer(session: Session, timer_id: int | None, now: Any) -> bool:
         """An escalation counts from when its ping was actually posted: arm the next one now."""
         if timer_id is None:
-            return
+            return False
         timer = session.get(Timer, timer_id)
         if timer is not None and timer.done_at is None and timer.due_at is None:
             timer.due_at = now + timedelta(seconds=timer.delay_s or 0)
             session.add(timer)
+            return True
+        return False
 
     def _report_failure(self, message: OutboxMessage) -> None:
         from commands.messages import report_undeliverable

@@ -1,38 +1,69 @@
 """Waking up for due work. The database says what is due; APScheduler only wakes us.
 
-Every deadline is a Timer row. A pass selects the due ones and, for each, in one
-transaction, claims it (`UPDATE timer SET done_at = now WHERE id = … AND done_at
-IS NULL`) and does its work: a crash rolls both back, a second replica's claim
-matches no row. What fell due while the bot was down is done at the next pass.
+Every deadline is a Timer row. A pass reads the due ones and works through them in
+chunks, one transaction per chunk (up to CHUNK timers, CHUNK_S seconds). The chunk's
+timers, their launches and the rows they are about (an escalation's incident, locked)
+are loaded with one query each (the timers on PostgreSQL `FOR UPDATE SKIP LOCKED`: rows
+another replica is working on are left to it, not waited for). Each timer
+is then claimed when its turn comes (`UPDATE timer SET done_at = now WHERE id = … AND
+done_at IS NULL`), its handler runs inside a SAVEPOINT, and the chunk commits once.
+Claiming one by one keeps what a handler sees the same as in a transaction of its own:
+the timers after it are still pending (the missed-marks summary claims its sibling
+marks itself, and those are then skipped). A crash rolls back claims and work
+together; a second replica's claim matches no row. What fell due while the bot was
+down is done at the next pass.
+
+A handler that raises is rolled back alone (its savepoint); the others commit with the
+chunk. Its timer stays claimed and is marked failed (payload `failed`, audit event
+`timer.failed`, an ERROR log line): a handler that failed on this data would fail again,
+and retrying it every pass would page nobody and fill the log. The exception is a
+database error (`OperationalError`: a deadlock, a serialization failure, a dropped
+connection), which may pass: the claim is released and the timer retried by a later
+pass, at most MAX_ATTEMPTS times in all.
+
+The pass runs when the next deadline falls due, not on the next poll: after each pass,
+at start-up, and when this process commits something that may create or arm a timer
+(`poke`), the earliest pending deadline is looked up and the pass brought forward to
+it. The poll every `interval` seconds stays, for what other replicas create.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import update
 from sqlalchemy.engine import Connection
-from sqlmodel import Session, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session, SQLModel, select
 
 from bot.dispatch import Dispatcher
 from bot.flag_webhook import run_rollback_webhooks
 from bot.probes import ProbeLoop
-from commands.context import Context
-from commands.registry import TIMERS
+from commands.context import Context, record
+from commands.registry import CHUNK_LAUNCHES, TIMER_SUBJECTS, TIMERS
 from db.models import Launch, Timer
 from db.session import reading, write_lock
 
 log = logging.getLogger("warroom.scheduler")
-BATCH = 500
+BATCH = 500  # due timers read by one pass
+CHUNK = 25  # timers claimed and committed together
+CHUNK_S = 0.1  # a chunk starts no new handler after this long: commands wait on the write lock at most about this
+MAX_ATTEMPTS = 3  # a timer whose handler hit a database error is retried until it has been tried this often
+POKE_GAP_S = 0.05  # commits that poke the scheduler look up the next deadline at most this often
 # Timer kinds whose work is network I/O: never run inside the claiming transaction by run_due, but by
 # their own runner (a separate job, so a slow remote never delays escalations).
 EDGE_KINDS = frozenset({"rollback_webhook", "probe"})  # probe: bot/probes.py
+TIMER = Timer.__table__  # type: ignore[attr-defined]
 
 
 def due_timers(dispatcher: Dispatcher, now: datetime) -> list[tuple[int, int]]:
+    """(timer id, launch id) of what is due, soonest first."""
     with reading(dispatcher.engine) as session:
         rows = session.exec(
             select(Timer.id, Timer.launch_id).where(Timer.done_at.is_(None), Timer.due_at <= now,  # type: ignore[union-attr]
@@ -43,68 +74,151 @@ def due_timers(dispatcher: Dispatcher, now: datetime) -> list[tuple[int, int]]:
     return [(r[0], r[1]) for r in rows]
 
 
+def earliest_due(dispatcher: Dispatcher) -> datetime | None:
+    """The soonest pending deadline of the work run_due does (ix_timer_due: done_at, due_at)."""
+    with reading(dispatcher.engine) as session:
+        due = session.exec(
+            select(Timer.due_at).where(Timer.done_at.is_(None), Timer.due_at.is_not(None),  # type: ignore[union-attr]
+                                       Timer.kind.not_in(EDGE_KINDS))  # type: ignore[attr-defined]
+            .order_by(Timer.due_at).limit(1)  # type: ignore[arg-type]
+        ).first()
+        session.rollback()
+    return due
+
+
 def run_due(dispatcher: Dispatcher) -> int:
     """One pass over due work. Returns how many timers this process claimed and ran.
 
-    Each timer is claimed and run in its own transaction; the pass keeps one
-    connection for all of them (with SQLite's NullPool a connection per
-    transaction costs more than the work itself).
+    The pass keeps one connection for all its chunks and lets go of the write lock
+    between them, so a command waiting for it runs before the next chunk.
     """
     due = due_timers(dispatcher, dispatcher.clock.now())
-    if not due:
-        return 0
     done = 0
     with dispatcher.engine.connect() as connection:
-        for timer_id, launch_id in due:
+        while due:
+            chunk, due = due[:CHUNK], due[CHUNK:]
             try:
-                if _run_one(dispatcher, connection, timer_id, launch_id):
-                    done += 1
-            except Exception:
-                log.exception("timer failed", extra={"timer_id": timer_id})
+                ran, left = _run_chunk(dispatcher, connection, chunk)
+            except Exception:  # the database failed under the chunk: it is rolled back, the next pass retries
+                log.exception("timer chunk failed", extra={"timer_ids": [t for t, _ in chunk]})
                 if connection.in_transaction():
                     connection.rollback()
+                break
+            done += ran
+            due = left + due
+            dispatcher.on_commit()
+            time.sleep(0)  # let a thread woken by the released write lock take it
     return done
 
 
-def _run_one(dispatcher: Dispatcher, connection: Connection, timer_id: int, launch_id: int) -> bool:
+def _run_chunk(dispatcher: Dispatcher, connection: Connection,
+               chunk: list[tuple[int, int]]) -> tuple[int, list[tuple[int, int]]]:
+    """Load the chunk, claim and run its timers one by one, each in a savepoint; commit once.
+    Returns (timers run, the chunk's timers left for the next chunk because it ran out of time)."""
+    started = time.monotonic()
     with write_lock(dispatcher.engine), Session(bind=connection, expire_on_commit=False) as session:
         now = dispatcher.clock.now()
-        launch = session.get(Launch, launch_id)
-        assert launch is not None
-        ctx = Context(session=session, now=now, config=dispatcher.config, user="warroom", launch=launch)
-        won = _claim_and_run(ctx, timer_id)
+        timers = {t.id: t for t in session.scalars(
+            select(Timer).where(Timer.id.in_([t for t, _ in chunk]), Timer.done_at.is_(None),  # type: ignore[union-attr]
+                                Timer.due_at <= now)  # type: ignore[operator]
+            .with_for_update(skip_locked=True))}  # PostgreSQL only; SQLite has one writer at a time
+        subjects = _lock_subjects(session, list(timers.values()))  # held: the session keeps only weak references
+        launch_ids = {launch_id for _, launch_id in chunk}
+        launches = {launch.id: launch for launch in session.exec(select(Launch).where(Launch.id.in_(launch_ids)))}  # type: ignore[union-attr]
+        session.info[CHUNK_LAUNCHES] = launch_ids
+        ran = 0
+        left: list[tuple[int, int]] = []
+        for i, (timer_id, launch_id) in enumerate(chunk):
+            if i and time.monotonic() - started > CHUNK_S:
+                left = chunk[i:]
+                break
+            timer = timers.get(timer_id)
+            if timer is None or not _claim(session, timer, now):
+                continue  # done by another replica, cancelled, or claimed by a handler before it
+            ctx = Context(session=session, now=now, config=dispatcher.config, user="warroom",
+                          launch=launches[launch_id])
+            ran += _run_one(ctx, timer)
         session.commit()
-    dispatcher.on_commit()
-    return won
+    del subjects
+    return ran, left
 
 
-def _claim_and_run(ctx: Context, timer_id: int) -> bool:
-    won = ctx.session.exec(  # type: ignore[call-overload]
-        update(Timer).where(Timer.id == timer_id, Timer.done_at.is_(None), Timer.due_at <= ctx.now)  # type: ignore[union-attr]
-        .values(done_at=ctx.now)
+def _lock_subjects(session: Session, timers: list[Timer]) -> list[SQLModel]:
+    """Load and lock, one query per model, the rows the chunk's timers are about (TIMER_SUBJECTS), in id
+    order: the handlers find them in the session, and no command changes them under the chunk."""
+    wanted: dict[type[SQLModel], set[int]] = {}
+    for timer in timers:
+        model = TIMER_SUBJECTS.get(timer.kind)
+        if model is not None and timer.subject_id is not None:
+            wanted.setdefault(model, set()).add(timer.subject_id)
+    loaded: list[SQLModel] = []
+    for model, ids in wanted.items():
+        key = model.id  # type: ignore[attr-defined]
+        loaded += session.exec(select(model).where(key.in_(ids)).order_by(key).with_for_update()).all()
+    return loaded
+
+
+def _claim(session: Session, timer: Timer, now: datetime) -> bool:
+    won = session.execute(
+        update(TIMER).where(TIMER.c.id == timer.id, TIMER.c.done_at.is_(None), TIMER.c.due_at <= now).values(done_at=now)
     ).rowcount
     if won != 1:
         return False
-    timer = ctx.session.get(Timer, timer_id)
-    assert timer is not None
-    ctx.session.refresh(timer)
-    handler = TIMERS.get(timer.kind)
-    if handler is None:
-        log.error("no handler for timer kind", extra={"kind": timer.kind, "timer_id": timer_id})
-        return True
-    handler(ctx, timer)
+    set_committed_value(timer, "done_at", now)  # as stored, without a second write at the next flush
     return True
 
 
+def _run_one(ctx: Context, timer: Timer) -> int:
+    handler = TIMERS.get(timer.kind)
+    if handler is None:
+        log.error("no handler for timer kind", extra={"kind": timer.kind, "timer_id": timer.id})
+        return 1
+    try:
+        with ctx.session.begin_nested():
+            handler(ctx, timer)
+        return 1
+    except Exception as exc:
+        _failed(ctx, timer, exc)
+        return 0
+
+
+def _failed(ctx: Context, timer: Timer, exc: Exception) -> None:
+    """The handler's savepoint is rolled back: keep the timer claimed and say so, or (a database
+    error, which may pass) put it back for a later pass while it has attempts left."""
+    attempts = int(timer.payload.get("attempts", 0)) + 1
+    error = f"{type(exc).__name__}: {exc}"[:300]
+    retry = isinstance(exc, OperationalError) and attempts < MAX_ATTEMPTS
+    log.error("timer failed", exc_info=exc, extra={"timer_id": timer.id, "kind": timer.kind, "attempts": attempts,
+                                                    "retry": retry})
+    timer.payload = {**timer.payload, "attempts": attempts, "error": error, **({} if retry else {"failed": True})}
+    if retry:
+        timer.done_at = None
+    else:
+        record(ctx, "timer.failed", timer_id=timer.id, timer_kind=timer.kind, subject_id=timer.subject_id,
+               attempts=attempts, error=error)
+    ctx.session.add(timer)
+
+
 class Scheduler:
-    """APScheduler wakes `run_due` every `interval` seconds (due work is acted on within 2 s)."""
+    """APScheduler wakes `run_due` at the next deadline, and at least every `interval` seconds."""
 
     def __init__(self, dispatcher: Dispatcher, *, interval: float = 1.0) -> None:
         self.dispatcher = dispatcher
         self.probes = ProbeLoop(dispatcher)
         self._scheduler = BackgroundScheduler(timezone="UTC")
-        self._scheduler.add_job(self._pass, "interval", seconds=interval, id="due-work", max_instances=1,
+        self._pass_lock = threading.Lock()
+        self._plan_lock = threading.Lock()
+        self._passing = threading.local()
+        self._waiting = 0  # passes waiting for the running one to end (guarded by _plan_lock)
+        self._last_plan = 0.0
+        # Nothing is brought forward while a pass runs (or waits): it plans when it ends, after it let go
+        # of the lock, so it sees what was committed meanwhile. A poll that fires during a pass waits for
+        # it (two instances: one running, one waiting on the lock) instead of being dropped.
+        self._scheduler.add_job(self._pass, "interval", seconds=interval, id="due-work", max_instances=2,
                                 coalesce=True, misfire_grace_time=None)
+        # looks up the next deadline when poked (an hour is just "not by itself")
+        self._scheduler.add_job(self.plan, "interval", hours=1, id="plan", max_instances=2, coalesce=True,
+                                misfire_grace_time=None)
         self._scheduler.add_job(self._probe_pass, "interval", seconds=interval, id="probes", max_instances=1,
                                 coalesce=True, misfire_grace_time=None)
         self._scheduler.add_job(self._edge_pass, "interval", seconds=interval, id="edge-work", max_instances=1,
@@ -117,10 +231,26 @@ class Scheduler:
             log.exception("edge work failed")
 
     def _pass(self) -> None:
-        started = time.monotonic()
-        n = run_due(self.dispatcher)
-        if n:
-            log.info("timers run", extra={"count": n, "ms": round((time.monotonic() - started) * 1000, 1)})
+        with self._plan_lock:
+            self._waiting += 1
+        with self._pass_lock:
+            with self._plan_lock:
+                self._waiting -= 1
+            self._passing.on = True  # our own commits need no poke: the pass plans when it ends
+            started = time.monotonic()
+            try:
+                n = run_due(self.dispatcher)
+            except Exception:  # reading what is due failed (a database blip): the next poll retries
+                log.exception("scheduler pass failed")
+                n = 0
+            finally:
+                self._passing.on = False
+            if n:
+                log.info("timers run", extra={"count": n, "ms": round((time.monotonic() - started) * 1000, 1)})
+        try:
+            self.plan()
+        except Exception:
+            log.exception("planning the next pass failed")
 
     def _probe_pass(self) -> None:
         try:
@@ -128,12 +258,54 @@ class Scheduler:
         except Exception:  # a database blip must not stop the probes for good
             log.exception("probe pass failed")
 
+    # -- waking at the next deadline ---------------------------------------------------
+    def plan(self) -> datetime | None:
+        """Bring the next pass forward to the earliest pending deadline. Returns when it will run
+        (real time), or None when nothing is pending or the scheduler is not running."""
+        if not self._scheduler.running:
+            return None
+        self._last_plan = time.monotonic()
+        due = earliest_due(self.dispatcher)
+        if due is None:
+            return None
+        # deadlines are on the launch's clock; APScheduler runs on real time (the rehearsal's clock is faster)
+        wait = (due - self.dispatcher.clock.now()).total_seconds() / float(getattr(self.dispatcher.clock, "speed", 1))
+        return self._bring_forward("due-work", datetime.now(UTC) + timedelta(seconds=max(wait, 0.0)))
+
+    def poke(self) -> None:
+        """This process committed something that may have created or armed a timer (the dispatcher's
+        on_commit, the outbox arming the next escalation): look up the next deadline soon, in the
+        scheduler's thread, never in the caller's. Pokes within POKE_GAP_S of a lookup share the next one."""
+        if not self._scheduler.running or getattr(self._passing, "on", False):
+            return
+        gap = self._last_plan + POKE_GAP_S - time.monotonic()
+        self._bring_forward("plan", datetime.now(UTC) + timedelta(seconds=max(gap, 0.0)))
+
+    def _bring_forward(self, job_id: str, when: datetime) -> datetime | None:
+        with self._plan_lock:
+            if job_id == "due-work" and (self._waiting or self._pass_lock.locked()):
+                return None
+            job = self._scheduler.get_job(job_id)
+            if job is None:
+                return None
+            current: Any = job.next_run_time
+            if current is not None and current <= when:
+                return current  # type: ignore[no-any-return]
+            job.modify(next_run_time=when)
+            return when
+
+    def next_pass_at(self) -> datetime | None:
+        job = self._scheduler.get_job("due-work")
+        return job.next_run_time if job is not None else None
+
+    # -- running ---------------------------------------------------------------------
     def run_once(self) -> int:
         """Every kind of due work once, in the calling thread (the shell and the rehearsal drive time)."""
         return run_due(self.dispatcher) + self.probes.run_once() + run_rollback_webhooks(self.dispatcher)
 
     def start(self) -> None:
         self._scheduler.start()
+        self.poke()  # a deadline due before the first poll (a restart) is met on time
 
     def wakeup(self) -> None:
         self._scheduler.wakeup()

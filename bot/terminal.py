@@ -154,6 +154,8 @@ class ShellTransport:
         where = f"{self.channel(message.channel):<12}"
         if update_ts:
             head, pad = f"{where}  bot (updated): ", " " * (len(where) + 16)
+        elif thread_ts and payload.get("reply_broadcast"):  # a thread reply also shown in the channel
+            head, pad = f"{where}  ↳ bot (in thread and channel): ", " " * (len(where) + 7)
         elif thread_ts:
             head, pad = f"{where}    ↳ bot: ", " " * (len(where) + 9)
         else:

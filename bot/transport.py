@@ -42,6 +42,8 @@ class SlackTransport:
             args["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": message.id}}
             if thread_ts:
                 args["thread_ts"] = thread_ts
+            else:  # the thread's parent never landed: the reply is posted in the channel itself
+                args.pop("reply_broadcast", None)
         elif message.method == "chat.update":
             args["ts"] = update_ts
         try:

@@ -102,13 +102,16 @@ def compose(template: str, **values: Any) -> dict[str, Any]:
 
 def post(ctx: Context, channel: str, template: str, *, kind: str | None = None, ref: str | None = None,
          thread_ref: str | None = None, update_ref: str | None = None, arms_timer_id: int | None = None,
-         **values: Any) -> int | None:
-    """Queue a message in the outbox, in the caller's transaction (returns its id). Rehearsal messages say so."""
+         broadcast: bool = False, **values: Any) -> int | None:
+    """Queue a message in the outbox, in the caller's transaction (returns its id). Rehearsal messages say so.
+    `broadcast`: a thread reply that also shows in the channel (Slack's reply_broadcast)."""
     values.setdefault("tz", ctx.tz)
     values.setdefault("now", ctx.now)
     values.setdefault("launch", ctx.launch)
     values.setdefault("actor", ctx.user)
     payload = compose(template, **values)
+    if broadcast:
+        payload["reply_broadcast"] = True
     if ctx.rehearsal:
         payload["text"] = "[REHEARSAL] " + payload["text"]
         if payload.get("blocks"):

@@ -5,7 +5,11 @@ that passes without an acknowledgement escalates to the next role. A role with
 no holder is skipped (and the ping says so); when the chain is exhausted its
 last role is pinged again at the same interval. The next deadline counts from
 when the ping was actually posted: the next Timer is created dormant and the
-outbox arms it when the war-room ping lands (after a restart too).
+outbox arms it when the ping lands (after a restart too).
+
+The ping is one message: a reply in the incident's thread that Slack also shows in
+the war-room channel (reply_broadcast). When the incident's own message never
+landed there is no thread, and the outbox posts it in the channel itself.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ from datetime import datetime, timedelta
 from sqlmodel import select
 
 from bot.config import NEXT_CHECKPOINT
-from commands.context import Context, post, record, role_holder
+from commands.context import Context, insert_row, post, record
 from commands.incident import incident_ref
-from commands.registry import timer
-from db.models import Incident, Timer
+from commands.registry import CHUNK_LAUNCHES, timer
+from db.models import Incident, RoleAssignment, Timer
 
 LATE_AFTER = timedelta(seconds=5)  # a ping later than this says how late (the bot was down)
+HOLDERS = "warroom.escalation.holders"  # session.info key of the role holders read in this transaction
 
 
 @dataclass
@@ -33,17 +38,40 @@ class Target:
     skipped: list[str] = field(default_factory=list)
 
 
+def holders(ctx: Context) -> dict[str, str | None]:
+    """Who holds each role of the launch, read once per transaction.
+
+    A scheduler pass escalates many incidents in one transaction: the first lookup reads the
+    roles of every launch the transaction works on (CHUNK_LAUNCHES), in one query. Roles change
+    only through /role, in a transaction of its own, so a new transaction (another chunk, a
+    later pass, a retried command) reads them afresh.
+    """
+    assert ctx.launch.id is not None
+    current = ctx.session.get_transaction()
+    cached = ctx.session.info.get(HOLDERS)
+    if cached is None or cached[0] is not current or ctx.launch.id not in cached[1]:
+        launch_ids = {ctx.launch.id, *ctx.session.info.get(CHUNK_LAUNCHES, ())}
+        rows = ctx.session.exec(  # oldest first: the newest assignment of a role wins (as in roster())
+            select(RoleAssignment.launch_id, RoleAssignment.role, RoleAssignment.user_id)
+            .where(RoleAssignment.launch_id.in_(launch_ids)).order_by(RoleAssignment.id))  # type: ignore[attr-defined, arg-type]
+        held: dict[int, dict[str, str | None]] = {launch_id: {} for launch_id in launch_ids}
+        for launch_id, role, user in rows:
+            held[launch_id][role] = user
+        cached = ctx.session.info[HOLDERS] = (current, held)
+    return cached[1][ctx.launch.id]  # type: ignore[no-any-return]
+
+
 def escalation_target(ctx: Context, chain: tuple[str, ...], level: int) -> Target:
     """The first role at or after `level` that has a holder; past the end, the chain's last held role."""
-    assert ctx.launch.id is not None
+    held = holders(ctx)
     skipped: list[str] = []
     for index in range(max(level, 0), len(chain)):
-        holder = role_holder(ctx.session, ctx.launch.id, chain[index])
+        holder = held.get(chain[index])
         if holder:
             return Target(chain[index], holder, index, False, skipped)
         skipped.append(chain[index])
     for index in reversed(range(len(chain))):
-        holder = role_holder(ctx.session, ctx.launch.id, chain[index])
+        holder = held.get(chain[index])
         if holder:
             return Target(chain[index], holder, len(chain), True, skipped)
         if chain[index] not in skipped:
@@ -63,28 +91,24 @@ def escalate(ctx: Context, incident: Incident, level: int, *, due_at: datetime |
         "every": every, "checkpoint": every is None,
     }
     # the chain position pinged last (declaration pinged 0); the next level is the one after it
-    incident.escalation_level = target.index if not target.exhausted else max(len(severity.escalate_to) - 1, 0)
-    incident.escalations += 1
-    ctx.session.add(incident)
+    pinged = target.index if not target.exhausted else max(len(severity.escalate_to) - 1, 0)
     next_timer_id = None
     if every is not None:
         assert ctx.launch.id is not None and incident.id is not None
-        next_level = incident.escalation_level + 1
-        following = Timer(launch_id=ctx.launch.id, kind="escalation", subject_id=incident.id, due_at=None,
-                          delay_s=every.total_seconds(), created_at=ctx.now,
-                          payload={"level": next_level, "severity": incident.severity})
-        ctx.session.add(following)
-        ctx.session.flush()
-        next_timer_id = following.id
-    # the war-room ping first (it is the one that arms the next level), then the same in the incident's thread
-    post(ctx, ctx.launch.war_room, "escalation", kind="incident.escalation", arms_timer_id=next_timer_id,
-         in_thread=False, **values)
-    post(ctx, ctx.launch.war_room, "escalation", kind="incident.escalation", thread_ref=incident_ref(incident),
-         in_thread=True, **values)
+        # the next level, dormant (no due_at) until the outbox posts this ping
+        next_timer_id = insert_row(ctx.session, Timer, launch_id=ctx.launch.id, kind="escalation",
+                                   subject_id=incident.id, due_at=None, delay_s=every.total_seconds(),
+                                   created_at=ctx.now, payload={"level": pinged + 1, "severity": incident.severity})
+    incident.escalation_level = pinged
+    incident.escalations += 1
+    ctx.session.add(incident)
     record(ctx, "incident.escalated", incident_id=incident.id, number=incident.number, level=incident.escalations,
            role=target.role, user=target.user, skipped=target.skipped, exhausted=target.exhausted,
            waited_s=values["waited"].total_seconds(), late_s=late.total_seconds(),
            next_timer_id=next_timer_id)
+    # one message in the incident's thread and in the channel; the next level counts from when it lands
+    post(ctx, ctx.launch.war_room, "escalation", kind="incident.escalation", arms_timer_id=next_timer_id,
+         thread_ref=incident_ref(incident), broadcast=True, **values)
     return target
 
 
@@ -92,9 +116,9 @@ def _still_waiting(incident: Incident | None) -> bool:
     return incident is not None and incident.status == "open" and incident.acknowledged_at is None
 
 
-@timer("escalation")
+@timer("escalation", subject=Incident)
 def escalation_due(ctx: Context, due: Timer) -> None:
-    incident = ctx.session.exec(select(Incident).where(Incident.id == due.subject_id).with_for_update()).first()
+    incident = ctx.session.get(Incident, due.subject_id)  # loaded and locked (FOR UPDATE) by the scheduler
     if not _still_waiting(incident):
         return
     assert incident is not None
@@ -127,7 +151,7 @@ def escalate_at_checkpoint(ctx: Context, incident: Incident) -> Target:
     return escalate(ctx, incident, incident.escalation_level + 1)
 
 
-@timer("plan_check")
+@timer("plan_check", subject=Incident)
 def plan_check_due(ctx: Context, due: Timer) -> None:
     """Seed §5: no Critical may stand open 15 minutes without a plan. Pings the commander once."""
     incident = ctx.session.get(Incident, due.subject_id)
@@ -135,8 +159,7 @@ def plan_check_due(ctx: Context, due: Timer) -> None:
         return
     if incident.last_update_at is not None:
         return
-    assert ctx.launch.id is not None
-    commander = role_holder(ctx.session, ctx.launch.id, "commander")
+    commander = holders(ctx).get("commander")
     post(ctx, ctx.launch.war_room, "plan_check", kind="incident.plan_check", incident=incident,
          severity=ctx.config.severity(incident.severity), commander=commander,
          open_for=ctx.now - incident.declared_at)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlmodel import SQLModel
+
 from commands.context import Context, Result
 from db.models import Timer
 
@@ -56,13 +58,22 @@ def view(callback_id: str) -> Callable[[ViewHandler], ViewHandler]:
 
 TimerHandler = Callable[[Context, Timer], None]
 TIMERS: dict[str, TimerHandler] = {}
+# kind -> the model whose row a timer's subject_id names (an escalation's incident). The scheduler loads
+# and locks (FOR UPDATE) the subjects of the timers it runs together, in one query, before their
+# handlers run: a handler reads its subject with session.get, from the session, already locked.
+TIMER_SUBJECTS: dict[str, type[SQLModel]] = {}
+# session.info key: the launch ids of the timers a scheduler transaction runs, so a handler can read
+# what it needs for all of them at once (commands/escalation.py: the role holders)
+CHUNK_LAUNCHES = "warroom.chunk_launches"
 
 
-def timer(kind: str) -> Callable[[TimerHandler], TimerHandler]:
+def timer(kind: str, *, subject: type[SQLModel] | None = None) -> Callable[[TimerHandler], TimerHandler]:
     """Register the due work for a kind of Timer row (escalation, heartbeat, mark, probe, …)."""
 
     def register(fn: TimerHandler) -> TimerHandler:
         TIMERS[kind] = fn
+        if subject is not None:
+            TIMER_SUBJECTS[kind] = subject
         return fn
 
     return register

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -20,12 +22,12 @@ WAR_ROOM = "C0WARROOM"
 
 
 def channel_posts(bot: Harness, channel: str = WAR_ROOM) -> list[dict[str, Any]]:
-    """Messages posted in the channel itself (not thread replies)."""
-    return [p for p in bot.posts(channel) if not p.get("thread_ts")]
+    """Messages shown in the channel itself: top-level posts and thread replies broadcast to it."""
+    return bot.standin.channel_posts(channel)
 
 
 def thread_posts(bot: Harness, channel: str = WAR_ROOM) -> list[dict[str, Any]]:
-    return [p for p in bot.posts(channel) if p.get("thread_ts")]
+    return bot.standin.thread_posts(channel)
 
 
 def pings(bot: Harness, *, thread: bool = False) -> list[str]:
@@ -36,6 +38,17 @@ def pings(bot: Harness, *, thread: bool = False) -> list[str]:
 
 def texts(bot: Harness, needle: str, channel: str = WAR_ROOM) -> list[str]:
     return [p["text"] for p in channel_posts(bot, channel) if needle in p["text"]]
+
+
+def wait_for(what: str, fn: Callable[[], Any], timeout: float) -> Any:
+    """Poll fn (real time) until it returns something true; that value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def set_role(bot: Harness, role: str, user: str | None, now: datetime) -> None:

@@ -135,6 +135,15 @@ class SlackStandin:
         """Messages that landed (chat.postMessage answered ok), in order."""
         return [c.args for c in self.calls_to("chat.postMessage") if channel is None or c.args.get("channel") == channel]
 
+    def channel_posts(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Posts a reader sees in the channel itself: top-level messages and thread replies sent with
+        reply_broadcast ("also send to channel")."""
+        return [p for p in self.posts(channel) if in_channel(p)]
+
+    def thread_posts(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Posts in threads (a broadcast reply is in its thread and in the channel)."""
+        return [p for p in self.posts(channel) if p.get("thread_ts")]
+
     def attempts(self, method: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.method == method]
@@ -221,6 +230,8 @@ class SlackStandin:
             ts = self._next_ts()
             message = {"ts": ts, "text": args.get("text"), "blocks": args.get("blocks"),
                        "thread_ts": args.get("thread_ts"), "metadata": args.get("metadata")}
+            if args.get("thread_ts") and _flag(args.get("reply_broadcast")):
+                message["subtype"] = "thread_broadcast"  # Slack: in the thread and in the channel's history
             with self._lock:
                 self.messages.setdefault(channel, []).append(message)
             return {"ok": True, "channel": channel, "ts": ts, "message": message}
@@ -239,6 +250,8 @@ class SlackStandin:
                 found = [m for m in self.messages.get(channel, []) if float(m["ts"]) >= oldest]
             if method == "conversations.replies":
                 found = [m for m in found if m.get("thread_ts") == args.get("ts")]
+            else:  # history: the channel's own messages; of thread replies only the broadcast ones
+                found = [m for m in found if not m.get("thread_ts") or m.get("subtype") == "thread_broadcast"]
             return {"ok": True, "messages": list(reversed(found)), "has_more": False}
         if method == "files.getUploadURLExternal":
             file_id = f"F{int(float(self._next_ts()) * 10000) % 10**9:09d}"
@@ -249,6 +262,16 @@ class SlackStandin:
                 files = json.loads(files)
             return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title")} for f in files or []]}
         return {"ok": True}
+
+
+def _flag(value: Any) -> bool:
+    """A boolean argument as Slack reads it, from JSON (true) or a form ("true", "1")."""
+    return value is True or str(value).lower() in ("true", "1")
+
+
+def in_channel(post: dict[str, Any]) -> bool:
+    """Whether a chat.postMessage shows in the channel itself (not only in a thread)."""
+    return not post.get("thread_ts") or _flag(post.get("reply_broadcast"))
 
 
 def _parse(content_type: str, raw: bytes) -> dict[str, Any]:
