@@ -16,6 +16,7 @@ from sqlmodel import Session, SQLModel, select
 from bot.config import Config
 from commands.render import TEMPLATES, render, render_blocks
 from db.models import Activity, AuditEvent, Launch, OutboxMessage, RoleAssignment
+from db.session import hold_channel
 
 
 @dataclass
@@ -116,6 +117,7 @@ def post(ctx: Context, channel: str, template: str, *, kind: str | None = None, 
         payload["text"] = "[REHEARSAL] " + payload["text"]
         if payload.get("blocks"):
             payload["blocks"].insert(0, {"type": "context", "elements": [{"type": "mrkdwn", "text": "[REHEARSAL]"}]})
+    hold_channel(ctx.session.connection(), channel)
     return insert_row(
         ctx.session, OutboxMessage, launch_id=ctx.launch.id, kind=kind or template, channel=channel,
         method="chat.update" if update_ref else "chat.postMessage",
@@ -154,6 +156,7 @@ def upload(ctx: Context, channel: str, filename: str, content: str, template: st
     if ctx.rehearsal:
         comment = "[REHEARSAL] " + comment
         filename = "rehearsal-" + filename
+    hold_channel(ctx.session.connection(), channel)
     return insert_row(
         ctx.session, OutboxMessage, launch_id=ctx.launch.id, kind=kind, channel=channel, method="files.upload",
         payload={"filename": filename, "title": filename, "content": content, "initial_comment": comment},

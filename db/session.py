@@ -13,13 +13,14 @@ import contextlib
 import os
 import threading
 import weakref
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, make_url, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 from sqlmodel import Session
 
@@ -139,6 +140,32 @@ def transaction(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+CHANNEL_LOCK_SPACE = 872342  # pg_advisory_xact_lock(space, key): the outbox's channels
+
+
+def hold_channel(connection: Connection, channel: str) -> None:
+    """Before a transaction queues a message for `channel`: on PostgreSQL, wait for any other
+    transaction that queued one for the same channel to end (a transaction-level advisory lock).
+
+    The outbox sends a channel's messages in id order, and ids are handed out at INSERT, not at
+    commit: without this, a replica that inserted message 10 and committed first would get it sent
+    while message 7 of a slower transaction was not yet visible. SQLite has one writer at a time, so
+    its commits are always in id order. Taken once per transaction (or savepoint) and channel.
+    """
+    if connection.dialect.name != "postgresql":
+        return
+    # a savepoint rolled back releases the locks taken after it: inside one, hold again
+    transaction = connection.get_nested_transaction() or connection.get_transaction()
+    held = connection.info.get("warroom.held_channels")
+    if held is None or held[0] is not transaction:
+        held = connection.info["warroom.held_channels"] = (transaction, set())
+    if channel in held[1]:
+        return
+    key = zlib.crc32(channel.encode()) - 2**31  # a signed 32-bit key
+    connection.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"), {"space": CHANNEL_LOCK_SPACE, "key": key})
+    held[1].add(channel)
 
 
 def write_lock(engine: Engine) -> Any:

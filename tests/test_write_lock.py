@@ -6,14 +6,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
-from db.models import SeenRequest
+from db.models import Launch, OutboxMessage, SeenRequest
 from db.session import make_engine, migrate, transaction, write_lock
+from tests.faults import requires_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,4 +59,40 @@ def test_the_write_lock_is_reentrant_in_one_thread(tmp_path: Path) -> None:
         session.add(SeenRequest(key="nested", seen_at=datetime.now(UTC)))
     other = hold_lock_in_another_process(f"sqlite:///{tmp_path / 'r.db'}", 0.1)  # released after the nest
     assert other.wait(timeout=10) == 0
+    engine.dispose()
+
+
+@requires_postgres
+def test_messages_to_one_channel_commit_in_id_order_across_processes(pg_url: str) -> None:
+    """Replicas write side by side on PostgreSQL: a second writer's message to the same channel waits for
+    the first transaction to end, so the outbox never sees message 2 while message 1 is still uncommitted
+    (it sends a channel's messages in id order)."""
+    engine = make_engine(pg_url)
+    migrate(engine)
+    now = datetime.now(UTC)
+    with transaction(engine) as session:
+        launch = Launch(name="order", war_room="C0ORDER", timezone="UTC", created_at=now)
+        session.add(launch)
+    second_committed = threading.Event()
+
+    def second_writer() -> None:  # another replica: its own connection, no shared process lock
+        with Session(engine) as session:
+            session.add(OutboxMessage(launch_id=launch.id, kind="t", channel="C0ORDER", payload={"text": "2"},
+                                      created_at=now))
+            session.commit()
+        second_committed.set()
+
+    with Session(engine) as first:
+        first.add(OutboxMessage(launch_id=launch.id, kind="t", channel="C0ORDER", payload={"text": "1"},
+                                created_at=now))
+        first.flush()  # message 1 has its id and holds the channel
+        writer = threading.Thread(target=second_writer)
+        writer.start()
+        assert not second_committed.wait(0.7), "a second message to the channel committed before the first"
+        first.commit()
+    writer.join(timeout=10)
+    assert second_committed.is_set()
+    with Session(engine) as session:
+        texts = [m.payload["text"] for m in session.exec(select(OutboxMessage).order_by(OutboxMessage.id)).all()]
+    assert texts == ["1", "2"]
     engine.dispose()
