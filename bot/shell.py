@@ -16,6 +16,7 @@ import re
 import sys
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -23,6 +24,7 @@ from sqlmodel import Session
 
 from bot.config import Env, load_config
 from bot.runtime import Runtime, build_runtime
+from bot.scheduler import earliest_due
 from bot.terminal import Console, ShellTransport, block_lines, buttons_of, indent, terminal_text
 from commands.clock import ShiftedClock
 from commands.context import Result, roster
@@ -194,9 +196,16 @@ class Shell:
             self.console.print("Usage: :advance 10m   (90s, 5m, 1h30m)")
             return
         with self.lock:
-            self.clock.advance(delta)
-            self.console.print(f"(clock moved {format_duration(delta)}) {self.time_line()}")
+            target = self.clock.now() + delta
+            # stop at each deadline on the way, as real time would: every ping is posted at its own time
+            # (and the next one counts from there), not all at the end marked late
             self.runtime.settle()
+            while (due := earliest_due(self.runtime.dispatcher)) is not None and self.clock.now() < due <= target:
+                self.clock.advance(due - self.clock.now())
+                self.runtime.settle()
+            self.clock.advance(max(target - self.clock.now(), timedelta(0)))
+            self.runtime.settle()
+            self.console.print(f"(clock moved {format_duration(delta)}) {self.time_line()}")
 
     def time_line(self) -> str:
         now = self.clock.now()
