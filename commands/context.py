@@ -106,10 +106,7 @@ def post(ctx: Context, channel: str, template: str, *, kind: str | None = None, 
          broadcast: bool = False, **values: Any) -> int | None:
     """Queue a message in the outbox, in the caller's transaction (returns its id). Rehearsal messages say so.
     `broadcast`: a thread reply that also shows in the channel (Slack's reply_broadcast)."""
-    values.setdefault("tz", ctx.tz)
-    values.setdefault("now", ctx.now)
-    values.setdefault("launch", ctx.launch)
-    values.setdefault("actor", ctx.user)
+    with_context(ctx, values)
     payload = compose(template, **values)
     if broadcast:
         payload["reply_broadcast"] = True
@@ -117,13 +114,27 @@ def post(ctx: Context, channel: str, template: str, *, kind: str | None = None, 
         payload["text"] = "[REHEARSAL] " + payload["text"]
         if payload.get("blocks"):
             payload["blocks"].insert(0, {"type": "context", "elements": [{"type": "mrkdwn", "text": "[REHEARSAL]"}]})
-    hold_channel(ctx.session.connection(), channel)
-    return insert_row(
-        ctx.session, OutboxMessage, launch_id=ctx.launch.id, kind=kind or template, channel=channel,
-        method="chat.update" if update_ref else "chat.postMessage",
+    return queue(
+        ctx, channel, kind=kind or template, method="chat.update" if update_ref else "chat.postMessage",
         payload=payload, ref=ref, thread_ref=thread_ref, update_ref=update_ref,
-        arms_timer_id=arms_timer_id, created_at=ctx.now, next_attempt_at=None,
+        arms_timer_id=arms_timer_id,
     )
+
+
+def with_context(ctx: Context, values: dict[str, Any]) -> None:
+    """What every message template may use besides its own values."""
+    values.setdefault("tz", ctx.tz)
+    values.setdefault("now", ctx.now)
+    values.setdefault("launch", ctx.launch)
+    values.setdefault("actor", ctx.user)
+
+
+def queue(ctx: Context, channel: str, **row: Any) -> int | None:
+    """One outbox row for the channel, in the caller's transaction, in the channel's order (db/session.py
+    hold_channel). Returns its id."""
+    hold_channel(ctx.session.connection(), channel)
+    return insert_row(ctx.session, OutboxMessage, launch_id=ctx.launch.id, channel=channel, created_at=ctx.now,
+                      next_attempt_at=None, **row)
 
 
 def role_holder(session: Session, launch_id: int, role: str) -> str | None:
@@ -148,17 +159,10 @@ def roles_of(session: Session, launch_id: int, user: str) -> list[str]:
 def upload(ctx: Context, channel: str, filename: str, content: str, template: str, *, kind: str = "export.file",
            **values: Any) -> int | None:
     """Queue a file for the channel (outbox method `files.upload`); its title and comment come from a template."""
-    values.setdefault("tz", ctx.tz)
-    values.setdefault("now", ctx.now)
-    values.setdefault("launch", ctx.launch)
-    values.setdefault("actor", ctx.user)
+    with_context(ctx, values)
     comment = render(f"{template}.j2", **values)
     if ctx.rehearsal:
         comment = "[REHEARSAL] " + comment
         filename = "rehearsal-" + filename
-    hold_channel(ctx.session.connection(), channel)
-    return insert_row(
-        ctx.session, OutboxMessage, launch_id=ctx.launch.id, kind=kind, channel=channel, method="files.upload",
-        payload={"filename": filename, "title": filename, "content": content, "initial_comment": comment},
-        created_at=ctx.now, next_attempt_at=None,
-    )
+    return queue(ctx, channel, kind=kind, method="files.upload",
+                 payload={"filename": filename, "title": filename, "content": content, "initial_comment": comment})
