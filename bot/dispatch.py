@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session
 
 import commands.families  # noqa: F401  (registers the families)
 from bot.config import Config
@@ -25,6 +26,7 @@ from commands.errors import CommandError, Refused
 from commands.escape import slack_escape
 from commands.registry import ACTIONS, SLASH, VIEWS
 from commands.setup import launch_for_channel
+from db.group_commit import GroupCommit, Undo
 from db.models import Launch, SeenRequest
 from db.session import transaction
 
@@ -41,6 +43,11 @@ class Dispatcher:
     config: Config
     clock: Clock
     on_commit: Callable[[], None] = lambda: None  # wakes the outbox
+    writes: GroupCommit = field(init=False)
+
+    def __post_init__(self) -> None:
+        # commands arriving together share a transaction (db/group_commit.py); on_commit is read late (wire())
+        self.writes = GroupCommit(self.engine, committed=lambda: self.on_commit())
 
     def run(self, user: str, channel: str | None, fn: Callable[[Context], Result], what: str,
             message_ts: str | None = None) -> Result:
@@ -48,27 +55,12 @@ class Dispatcher:
         request_key = REQUEST_KEY.get()
         for attempt in range(RETRIES_ON_CONFLICT):
             try:
-                with transaction(self.engine) as session:
-                    now = self.clock.now()
-                    if request_key is not None:  # a signed Slack request: handled at most once
-                        # first try: just insert (a replay fails the commit on the key and comes back here)
-                        if attempt and session.get(SeenRequest, request_key[:200]) is not None:
-                            raise Replayed()
-                        insert_row(session, SeenRequest, key=request_key[:200], seen_at=now)
-                    launch = launch_for_channel(session, self.config, channel, now)
-                    ctx = Context(session=session, now=now, config=self.config, user=user, launch=launch,
-                                  channel=channel, message_ts=message_ts)
-                    result = fn(ctx)
-                    note_activity(ctx)
+                result: Result = self.writes.run(
+                    lambda session, undo: self._attempt(session, undo, user, channel, fn, what, message_ts,
+                                                        request_key))
                 if request_key is not None:
                     REQUEST_KEY.set(None)
-                self.on_commit()
                 return result
-            except Refused as refusal:
-                self._record_refusal(user, channel, refusal, what, request_key)
-                return Result(reply=defang(refusal.reply))
-            except CommandError as error:
-                return Result(reply=defang(error.reply))
             except (IntegrityError, OperationalError) as exc:
                 # a concurrent writer won a race (unique number, serialization): try again from scratch
                 log.warning("retrying after a write conflict", extra={"what": what, "error": type(exc).__name__})
@@ -76,23 +68,37 @@ class Dispatcher:
                     raise
         raise AssertionError("unreachable")
 
-    def _record_refusal(self, user: str, channel: str | None, refusal: Refused, what: str,
-                        request_key: str | None = None) -> None:
-        """On the audit trail once per request: a replayed refusal is a replay, not a second refusal."""
-        try:
-            self._write_refusal(user, channel, refusal, what, request_key)
-        except IntegrityError:
-            raise Replayed() from None
+    def _attempt(self, session: Session, undo: Undo, user: str, channel: str | None,
+                 fn: Callable[[Context], Result], what: str, message_ts: str | None,
+                 request_key: str | None) -> Result:
+        """One command in a (possibly shared) transaction; `undo` takes back its writes alone."""
+        now = self.clock.now()
 
-    def _write_refusal(self, user: str, channel: str | None, refusal: Refused, what: str,
-                       request_key: str | None) -> None:
-        with transaction(self.engine) as session:
-            now = self.clock.now()
-            if request_key is not None:
-                session.add(SeenRequest(key=request_key[:200], seen_at=now))
+        def context() -> Context:
+            if request_key is not None:  # a signed Slack request: handled at most once
+                insert_row(session, SeenRequest, key=request_key[:200], seen_at=now)
             launch = launch_for_channel(session, self.config, channel, now)
-            ctx = Context(session=session, now=now, config=self.config, user=user, launch=launch, channel=channel)
-            record(ctx, "command.refused", command=refusal.command, reason=refusal.message, attempted=what[:500])
+            return Context(session=session, now=now, config=self.config, user=user, launch=launch,
+                           channel=channel, message_ts=message_ts)
+
+        try:
+            try:
+                with undo():
+                    ctx = context()
+                    result = fn(ctx)
+                    note_activity(ctx)
+                return result
+            except Refused as refusal:  # nothing of the command is kept but the refusal, on the audit trail
+                with undo():
+                    record(context(), "command.refused", command=refusal.command, reason=refusal.message,
+                           attempted=what[:500])
+                return Result(reply=defang(refusal.reply))
+        except CommandError as error:
+            return Result(reply=defang(error.reply))
+        except IntegrityError:  # the request's key is taken: Slack (or someone) sent it again
+            if request_key is not None and session.get(SeenRequest, request_key[:200]) is not None:
+                raise Replayed() from None
+            raise
 
     def slash(self, name: str, text: str, user: str, channel: str | None) -> Result:
         text = clean_text(text)

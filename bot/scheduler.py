@@ -45,8 +45,8 @@ from sqlmodel import Session, SQLModel, select
 from bot.dispatch import Dispatcher
 from bot.flag_webhook import run_rollback_webhooks
 from bot.probes import ProbeLoop
-from commands.context import Context, record
-from commands.registry import CHUNK_LAUNCHES, TIMER_SUBJECTS, TIMERS
+from commands.context import CHUNK_LAUNCHES, Context, record
+from commands.registry import TIMER_SUBJECTS, TIMERS
 from db.models import Launch, Timer
 from db.session import reading, write_lock
 

@@ -21,7 +21,6 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.dispatch import Dispatcher
 from bot.guard import Replayed
-from commands.registry import ACTIONS, SLASH, VIEWS
 from db.models import Activity, Launch, SeenRequest
 from db.session import transaction
 
@@ -69,9 +68,9 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
             return
         ack(response_type="ephemeral", text=result.reply or "Done.")
 
-    for name in SLASH:
-        app.command(name)(on_command)
-    app.command(re.compile(r"^/"))(on_command)  # not one of ours: the dispatcher says so, ephemerally
+    # one listener per kind of request, matching all: the dispatcher knows warroom's commands, buttons
+    # and forms and answers the rest itself (Bolt tries listeners one by one: one is cheapest)
+    app.command(re.compile(r"^/"))(on_command)
 
     def on_action(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
@@ -84,9 +83,7 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
         if result.reply and body.get("response_url"):
             replies.submit(_respond_quietly, respond, result.reply)
 
-    for action_id in ACTIONS:
-        app.action(action_id)(on_action)
-    app.action(re.compile(r".*"))(on_action)  # unknown buttons: acked, told to the clicker
+    app.action(re.compile(r".*"))(on_action)  # unknown buttons too: acked, told to the clicker
 
     def on_view(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         values = {block: next(iter(actions.values()), {}) for block, actions in
@@ -99,8 +96,6 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
         else:
             ack()
 
-    for callback_id in VIEWS:
-        app.view(callback_id)(on_view)
     app.view(re.compile(r".*"))(on_view)
 
     @app.event("message")

@@ -10,13 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
-from sqlalchemy import Insert, func
+from sqlalchemy import Insert
 from sqlmodel import Session, SQLModel, select
 
 from bot.config import Config
 from commands.render import TEMPLATES, render, render_blocks
 from db.models import Activity, AuditEvent, Launch, OutboxMessage, RoleAssignment
-from db.session import hold_channel
+from db.session import forget_reads, hold_channel, read_once
+
+# session.info key: the launch ids of the timers a scheduler transaction runs, so that what a handler
+# reads for one of them is read for all at once (the role holders: held_roles)
+CHUNK_LAUNCHES = "warroom.chunk_launches"
 
 
 @dataclass
@@ -138,18 +142,37 @@ def queue(ctx: Context, channel: str, **row: Any) -> int | None:
 
 
 def role_holder(session: Session, launch_id: int, role: str) -> str | None:
-    return session.exec(
-        select(RoleAssignment.user_id).where(RoleAssignment.launch_id == launch_id, RoleAssignment.role == role)
-        .order_by(RoleAssignment.id.desc()).limit(1)  # type: ignore[union-attr]
-    ).first()
+    return held_roles(session, launch_id).get(role)
+
+
+def held_roles(session: Session, launch_id: int) -> dict[str, str | None]:
+    """Every role ever set for the launch -> its current holder (the newest assignment), read once per
+    transaction. A scheduler pass reads the roles of every launch it works on (CHUNK_LAUNCHES) at once.
+    A change of roles calls `roles_changed`."""
+    def read() -> dict[int, dict[str, str | None]]:
+        launch_ids = {launch_id, *session.info.get(CHUNK_LAUNCHES, ())}
+        rows = session.exec(  # oldest first: the newest assignment of a role wins
+            select(RoleAssignment.launch_id, RoleAssignment.role, RoleAssignment.user_id)
+            .where(RoleAssignment.launch_id.in_(launch_ids)).order_by(RoleAssignment.id))  # type: ignore[attr-defined, arg-type]
+        held: dict[int, dict[str, str | None]] = {launch: {} for launch in launch_ids}
+        for launch, role, user in rows:
+            held[launch][role] = user
+        return held
+
+    everyone = read_once(session, "roles", read)
+    if launch_id not in everyone:  # a launch this transaction had not read yet
+        forget_reads(session)
+        everyone = read_once(session, "roles", read)
+    return everyone[launch_id]
+
+
+def roles_changed(session: Session) -> None:
+    forget_reads(session)
 
 
 def roster(session: Session, launch_id: int) -> dict[str, str | None]:
-    """Every role that has ever been set for the launch -> its current holder."""
-    newest = (select(RoleAssignment.role, func.max(RoleAssignment.id).label("id"))
-              .where(RoleAssignment.launch_id == launch_id).group_by(RoleAssignment.role).subquery())
-    rows = session.exec(select(RoleAssignment).join(newest, RoleAssignment.id == newest.c.id)).all()
-    return {row.role: row.user_id for row in sorted(rows, key=lambda r: r.role)}
+    """Every role that has ever been set for the launch -> its current holder, by role name."""
+    return dict(sorted(held_roles(session, launch_id).items()))
 
 
 def roles_of(session: Session, launch_id: int, user: str) -> list[str]:

@@ -20,13 +20,12 @@ from datetime import datetime, timedelta
 from sqlmodel import select
 
 from bot.config import NEXT_CHECKPOINT
-from commands.context import Context, insert_row, post, record
+from commands.context import Context, held_roles, insert_row, post, record
 from commands.incident import incident_ref
-from commands.registry import CHUNK_LAUNCHES, timer
-from db.models import Incident, RoleAssignment, Timer
+from commands.registry import timer
+from db.models import Incident, Timer
 
 LATE_AFTER = timedelta(seconds=5)  # a ping later than this says how late (the bot was down)
-HOLDERS = "warroom.escalation.holders"  # session.info key of the role holders read in this transaction
 
 
 @dataclass
@@ -39,26 +38,9 @@ class Target:
 
 
 def holders(ctx: Context) -> dict[str, str | None]:
-    """Who holds each role of the launch, read once per transaction.
-
-    A scheduler pass escalates many incidents in one transaction: the first lookup reads the
-    roles of every launch the transaction works on (CHUNK_LAUNCHES), in one query. Roles change
-    only through /role, in a transaction of its own, so a new transaction (another chunk, a
-    later pass, a retried command) reads them afresh.
-    """
+    """Who holds each role of the launch (read once per transaction, for every launch of a scheduler pass)."""
     assert ctx.launch.id is not None
-    current = ctx.session.get_transaction()
-    cached = ctx.session.info.get(HOLDERS)
-    if cached is None or cached[0] is not current or ctx.launch.id not in cached[1]:
-        launch_ids = {ctx.launch.id, *ctx.session.info.get(CHUNK_LAUNCHES, ())}
-        rows = ctx.session.exec(  # oldest first: the newest assignment of a role wins (as in roster())
-            select(RoleAssignment.launch_id, RoleAssignment.role, RoleAssignment.user_id)
-            .where(RoleAssignment.launch_id.in_(launch_ids)).order_by(RoleAssignment.id))  # type: ignore[attr-defined, arg-type]
-        held: dict[int, dict[str, str | None]] = {launch_id: {} for launch_id in launch_ids}
-        for launch_id, role, user in rows:
-            held[launch_id][role] = user
-        cached = ctx.session.info[HOLDERS] = (current, held)
-    return cached[1][ctx.launch.id]  # type: ignore[no-any-return]
+    return held_roles(ctx.session, ctx.launch.id)
 
 
 def escalation_target(ctx: Context, chain: tuple[str, ...], level: int) -> Target:

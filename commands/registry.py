@@ -62,9 +62,6 @@ TIMERS: dict[str, TimerHandler] = {}
 # and locks (FOR UPDATE) the subjects of the timers it runs together, in one query, before their
 # handlers run: a handler reads its subject with session.get, from the session, already locked.
 TIMER_SUBJECTS: dict[str, type[SQLModel]] = {}
-# session.info key: the launch ids of the timers a scheduler transaction runs, so a handler can read
-# what it needs for all of them at once (commands/escalation.py: the role holders)
-CHUNK_LAUNCHES = "warroom.chunk_launches"
 
 
 def timer(kind: str, *, subject: type[SQLModel] | None = None) -> Callable[[TimerHandler], TimerHandler]:

@@ -18,7 +18,7 @@ import re
 from sqlmodel import select
 
 from bot.config import STANDARD_ROLES
-from commands.context import Context, Result, post, record, role_holder, roster
+from commands.context import Context, Result, post, record, role_holder, roles_changed, roster
 from commands.errors import CommandError, Refused
 from commands.parse import parse_user
 from commands.registry import slash
@@ -49,6 +49,7 @@ def require_role(ctx: Context, roles: tuple[str, ...] | list[str], command: str)
 def lock_launch(ctx: Context) -> None:
     """Serialize changes that read then write launch-wide state (roles, rollbacks, polls) on PostgreSQL too."""
     ctx.session.exec(select(Launch.id).where(Launch.id == ctx.launch.id).with_for_update()).first()
+    roles_changed(ctx.session)  # what was read before the lock (the role holders) is read again after it
 
 
 def known_roles(ctx: Context) -> set[str]:
@@ -99,6 +100,7 @@ def role_command(ctx: Context, text: str) -> Result:
         return Result(reply=render("role_unchanged.j2", role=role, user=user))
     ctx.session.add(RoleAssignment(launch_id=ctx.launch.id, role=role, user_id=user, assigned_by=ctx.user,
                                    assigned_at=ctx.now))
+    roles_changed(ctx.session)
     record(ctx, "role.assigned", role=role, user=user, before=before, bootstrap=bootstrap)
     post(ctx, ctx.launch.war_room, "role_changed", kind="role.changed", role=role, user=user, before=before,
          bootstrap=bootstrap)

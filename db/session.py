@@ -14,10 +14,10 @@ import os
 import threading
 import weakref
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.engine import Connection, Engine
@@ -29,6 +29,7 @@ try:
 except ImportError:  # not on Windows: threads of one process still take turns
     fcntl = None  # type: ignore[assignment]
 
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
 _WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, WriteLock] = weakref.WeakKeyDictionary()
@@ -54,6 +55,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # statement with a disconnect error, SQLAlchemy discards the pool's old connections, and
         # Dispatcher.run retries the command on a fresh one (the loops retry on their next pass)
         engine = create_engine(url, pool_size=10, max_overflow=20, **kwargs)
+        if engine.dialect.name == "postgresql":
+            _track_channel_locks(engine)
     # One write transaction at a time per process, queued on a lock that wakes the next writer at once.
     # SQLite: its busy handler sleeps in growing steps (up to 100 ms) and starves the unlucky — under 16
     # clients a 13 ms median came with a 1.4 s p99. PostgreSQL: every declaration updates its launch's
@@ -142,6 +145,26 @@ def transaction(engine: Engine) -> Iterator[Session]:
             raise
 
 
+_READS = "warroom.reads"
+
+
+def read_once(session: Session, key: Hashable, read: Callable[[], T]) -> T:
+    """`read()` once per transaction: a lookup many commands of one transaction need (the launch, its
+    role holders). Whatever changes what was read calls `forget_reads`; so does a command undone in a
+    shared transaction (db/group_commit.py), and a rollback starts a new transaction, hence afresh."""
+    current = session.get_transaction()
+    entry = session.info.get(_READS)
+    if entry is None or entry[0] is not current:
+        entry = session.info[_READS] = (current, {})
+    if key not in entry[1]:
+        entry[1][key] = read()
+    return entry[1][key]  # type: ignore[no-any-return]
+
+
+def forget_reads(session: Session) -> None:
+    session.info.pop(_READS, None)
+
+
 CHANNEL_LOCK_SPACE = 872342  # pg_advisory_xact_lock(space, key): the outbox's channels
 
 
@@ -152,20 +175,57 @@ def hold_channel(connection: Connection, channel: str) -> None:
     The outbox sends a channel's messages in id order, and ids are handed out at INSERT, not at
     commit: without this, a replica that inserted message 10 and committed first would get it sent
     while message 7 of a slower transaction was not yet visible. SQLite has one writer at a time, so
-    its commits are always in id order. Taken once per transaction (or savepoint) and channel.
+    its commits are always in id order. Taken once per transaction and channel (see _track_channel_locks).
     """
     if connection.dialect.name != "postgresql":
         return
-    # a savepoint rolled back releases the locks taken after it: inside one, hold again
-    transaction = connection.get_nested_transaction() or connection.get_transaction()
-    held = connection.info.get("warroom.held_channels")
-    if held is None or held[0] is not transaction:
-        held = connection.info["warroom.held_channels"] = (transaction, set())
-    if channel in held[1]:
+    held: list[set[str]] | None = connection.info.get(_HELD_CHANNELS)
+    if held is None:  # a connection begun before tracking (never in practice): track from here
+        held = connection.info[_HELD_CHANNELS] = [set()]
+    if any(channel in level for level in held):
         return
     key = zlib.crc32(channel.encode()) - 2**31  # a signed 32-bit key
     connection.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"), {"space": CHANNEL_LOCK_SPACE, "key": key})
-    held[1].add(channel)
+    held[-1].add(channel)
+
+
+_HELD_CHANNELS = "warroom.held_channels"
+
+
+def _track_channel_locks(engine: Engine) -> None:
+    """Which channel locks a connection's transaction holds, savepoint by savepoint: a savepoint rolled
+    back releases the locks taken inside it; one released hands them to the level around it (as
+    PostgreSQL does); the transaction's end releases them all."""
+
+    def levels(conn: Connection) -> list[set[str]]:
+        return conn.info.setdefault(_HELD_CHANNELS, [set()])  # type: ignore[no-any-return]
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.info[_HELD_CHANNELS] = [set()]
+
+    @event.listens_for(engine, "savepoint")
+    def _savepoint(conn: Connection, _name: str) -> None:
+        levels(conn).append(set())
+
+    @event.listens_for(engine, "release_savepoint")
+    def _release(conn: Connection, _name: str, _context: Any) -> None:
+        held = levels(conn)
+        if len(held) > 1:
+            inner = held.pop()
+            held[-1] |= inner
+
+    @event.listens_for(engine, "rollback_savepoint")
+    def _rollback_savepoint(conn: Connection, _name: str, _context: Any) -> None:
+        held = levels(conn)
+        if len(held) > 1:
+            held.pop()
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _end(conn: Connection) -> None:
+        with contextlib.suppress(Exception):  # a connection the server dropped has no info to clear
+            conn.info.pop(_HELD_CHANNELS, None)
 
 
 def write_lock(engine: Engine) -> Any:

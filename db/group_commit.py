@@ -1,0 +1,138 @@
+"""Group commit: commands that arrive while a transaction is being written share the next one.
+
+A process has one writer at a time (db/session.py WriteLock). Under a burst (a launch breaking,
+everyone declaring and clicking at once) each command used to wait its turn, then pay for its
+own BEGIN, its own lookups and its own COMMIT (on PostgreSQL a WAL flush). Here the first caller
+leads: it takes every unit of work queued behind it, runs them one after another in ONE
+transaction, each in a SAVEPOINT (a unit that fails is undone alone; the others keep theirs),
+commits once and hands each caller its own outcome. While it writes, new arrivals queue; when it
+is done, the first of them leads the next transaction. Nobody waits on a timer: with one caller
+a transaction holds one unit (and no savepoint), exactly as before.
+
+If the commit itself fails (a dropped connection, a serialization failure), every unit of the
+transaction gets that error, and its caller decides whether to try again; nothing of it is stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from db.session import forget_reads, transaction
+
+MAX_UNITS = 32  # per transaction: bounds how long the last unit of a transaction waits for its commit
+
+
+class Undo(Protocol):
+    """Within a unit: `with undo():` runs a block whose writes are undone alone if it raises."""
+
+    def __call__(self) -> contextlib.AbstractContextManager[Any]: ...
+
+
+Work = Callable[[Session, Undo], Any]
+
+
+@dataclass(eq=False)
+class _Unit:
+    work: Work
+    wake: threading.Event = field(default_factory=threading.Event)
+    leads: bool = False
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+
+
+class GroupCommit:
+    def __init__(self, engine: Engine, committed: Callable[[], None] = lambda: None,
+                 max_units: int = MAX_UNITS) -> None:
+        self.engine = engine
+        self.committed = committed  # after each successful commit (wakes the outbox, the scheduler)
+        self.max_units = max_units
+        self._lock = threading.Lock()
+        self._queue: list[_Unit] = []
+        self._leading = False
+        self.transactions = 0  # commits made (for tests and benches: units / transactions = sharing)
+        self.units = 0
+
+    def run(self, work: Work) -> Any:
+        """Run `work(session, undo)` in a shared transaction; return what it returned once committed,
+        or raise what it raised (its writes undone) or what the commit raised."""
+        unit = _Unit(work)
+        with self._lock:
+            self._queue.append(unit)
+            if not self._leading:
+                self._leading = unit.leads = True
+        if not unit.leads:
+            unit.wake.wait()  # done by a leader, or made the next leader
+        if not unit.done:
+            self._lead()
+        if unit.error is not None:
+            raise unit.error
+        return unit.result
+
+    def _lead(self) -> None:
+        with self._lock:
+            batch, self._queue = self._queue[:self.max_units], self._queue[self.max_units:]
+        try:
+            self._write(batch)
+        finally:
+            with self._lock:
+                if self._queue:
+                    successor = self._queue[0]
+                    successor.leads = True
+                    successor.wake.set()
+                else:
+                    self._leading = False
+            for unit in batch:
+                unit.done = True
+                unit.wake.set()
+
+    def _write(self, batch: list[_Unit]) -> None:
+        solo = len(batch) == 1
+        try:
+            with transaction(self.engine) as session:
+                for unit in batch:
+                    try:
+                        unit.result = unit.work(session, _whole(session) if solo else _savepoint(session))
+                    except Exception as exc:  # the unit's writes are undone; the others' stand
+                        unit.error = exc
+        except BaseException as exc:  # the commit (or the transaction's start) failed: nothing was stored
+            for unit in batch:
+                unit.result, unit.error = None, exc
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.transactions += 1
+        self.units += len(batch)
+        self.committed()
+
+
+def _savepoint(session: Session) -> Undo:
+    @contextlib.contextmanager
+    def undo() -> Iterator[None]:
+        try:
+            with session.begin_nested():
+                yield
+        except BaseException:
+            forget_reads(session)  # what the transaction read may have been read (or changed) by what was undone
+            raise
+    return undo
+
+
+def _whole(session: Session) -> Undo:
+    """Alone in its transaction, a unit is undone by rolling the transaction back (the session begins
+    a new one on its next statement, still inside the same turn to write): no savepoint to pay for."""
+    @contextlib.contextmanager
+    def undo() -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            session.rollback()
+            raise
+    return undo
