@@ -9,7 +9,7 @@ from typing import Any
 from sqlmodel import select
 
 from commands.clocks import arm_incident_clocks, cancel_incident_clocks, severity_changed
-from commands.context import Context, Result, post, record, role_holder
+from commands.context import Context, Result, insert_object, post, record, role_holder
 from commands.errors import CommandError, Refused
 from commands.escape import quote
 from commands.parse import parse_incident_id, parse_severity, parse_user
@@ -84,8 +84,7 @@ def declare(ctx: Context, decl: Declaration) -> Incident:
         workaround=decl.workaround, owner=owner, declared_by=ctx.user, declared_at=ctx.now,
         next_update_at=ctx.now + severity.update_every, source=decl.source,
     )
-    ctx.session.add(incident)
-    ctx.session.flush()
+    insert_object(ctx.session, incident)
     record(ctx, "incident.declared", incident_id=incident.id, number=number, severity=decl.severity,
            summary=decl.summary, impact=decl.impact, workaround=decl.workaround, owner=owner, source=decl.source)
     post(ctx, ctx.launch.war_room, "incident", kind="incident.notification", ref=incident_ref(incident),

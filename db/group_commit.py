@@ -60,6 +60,17 @@ class GroupCommit:
         self.transactions = 0  # commits made (for tests and benches: units / transactions = sharing)
         self.units = 0
 
+    @property
+    def waiting(self) -> int:
+        """Units queued for the next transaction (not the one being written)."""
+        with self._lock:
+            return len(self._queue)
+
+    @property
+    def writing(self) -> bool:
+        with self._lock:
+            return self._leading
+
     def run(self, work: Work) -> Any:
         """Run `work(session, undo)` in a shared transaction; return what it returned once committed,
         or raise what it raised (its writes undone) or what the commit raised."""
