@@ -10,7 +10,7 @@ In order, before Bolt sees anything:
    and raises on malformed JSON; its context extractors assume dicts where Slack sends dicts.)
 4. replay: a slash command or interactive payload is new each time Slack sends one (a fresh
    trigger_id and timestamp), so the same signature seen twice is a replay: 401. The signature is
-   stored in the command's own transaction (Dispatcher.run, via REQUEST_KEY), so a replay check
+   stored in the command's transaction (Dispatcher.run, via REQUEST_KEY), so a replay check
    costs no extra write. Events are exempt: Slack retries them (X-Slack-Retry-Num) and the event
    id dedupes them (slack_app).
 """
@@ -93,7 +93,7 @@ class Guard:
     @staticmethod
     def replay_key(environ: dict[str, Any], body: dict[str, Any]) -> str | None:
         """The key under which this request is remembered (None for events: see the module doc).
-        The dispatcher stores it in the command's own transaction and raises Replayed if it is there."""
+        The dispatcher stores it in the command's transaction and raises Replayed if it is there."""
         if body.get("type") in ("event_callback", "url_verification", "app_rate_limited"):
             return None
         return f"sig:{environ.get('HTTP_X_SLACK_SIGNATURE', '')}"
