@@ -247,7 +247,7 @@ class Outbox:
         now = self.clock.now()
         failed = armed = False
         with transaction(self.engine) as session:
-            row = session.exec(select(OutboxMessage).where(OutboxMessage.id == message.id).with_for_update()).one()
+            row = session.exec(select(OutboxMessage).where(OutboxMessage.id == message.id).with_for_update(key_share=True)).one()
             row.attempts += 1
             row.claimed_until = None
             if outcome.ok:

@@ -123,7 +123,7 @@ def _run_chunk(dispatcher: Dispatcher, connection: Connection,
         timers = {t.id: t for t in session.scalars(
             select(Timer).where(Timer.id.in_([t for t, _ in chunk]), Timer.done_at.is_(None),  # type: ignore[union-attr]
                                 Timer.due_at <= now)  # type: ignore[operator]
-            .with_for_update(skip_locked=True))}  # PostgreSQL only; SQLite has one writer at a time
+            .with_for_update(skip_locked=True, key_share=True))}  # PostgreSQL only; SQLite has one writer at a time
         subjects = _lock_subjects(session, list(timers.values()))  # held: the session keeps only weak references
         launch_ids = {launch_id for _, launch_id in chunk}
         launches = {launch.id: launch for launch in session.exec(select(Launch).where(Launch.id.in_(launch_ids)))}  # type: ignore[union-attr]
@@ -156,7 +156,7 @@ def _lock_subjects(session: Session, timers: list[Timer]) -> list[SQLModel]:
     loaded: list[SQLModel] = []
     for model, ids in wanted.items():
         key = model.id  # type: ignore[attr-defined]
-        loaded += session.exec(select(model).where(key.in_(ids)).order_by(key).with_for_update()).all()
+        loaded += session.exec(select(model).where(key.in_(ids)).order_by(key).with_for_update(key_share=True)).all()
     return loaded
 
 

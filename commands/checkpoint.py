@@ -23,13 +23,14 @@ from markupsafe import Markup
 from sqlmodel import select
 
 from bot.config import NEXT_CHECKPOINT, SEVERITY_KEYS
+from commands.authority import locked_launch
 from commands.clicks import clicked_id
 from commands.context import Context, Result, post, record, role_holder
 from commands.decision import decisions_after, last_decision_id, log_decision
 from commands.errors import CommandError
 from commands.registry import action, slash
 from commands.render import render
-from commands.roles import COMMANDER, lock_launch, require_commander
+from commands.roles import COMMANDER, require_commander
 from commands.rollback import request_rollback
 from db.models import AuditEvent, Checkpoint, Incident, OutboxMessage, ProbeResult
 
@@ -45,7 +46,7 @@ def checkpoint_ref(checkpoint: Checkpoint) -> str:
 
 def latest_checkpoint(ctx: Context, *, lock: bool = False) -> Checkpoint | None:
     query = select(Checkpoint).where(Checkpoint.launch_id == ctx.launch.id).order_by(Checkpoint.id.desc())  # type: ignore[union-attr]
-    return ctx.session.exec(query.with_for_update() if lock else query).first()
+    return ctx.session.exec(query.with_for_update(key_share=True) if lock else query).first()
 
 
 def summary(ctx: Context, since: datetime | None, decisions_after_id: int) -> dict[str, Any]:
@@ -105,7 +106,7 @@ def waiting_for_checkpoint(ctx: Context) -> list[Incident]:
     return list(ctx.session.exec(
         select(Incident).where(Incident.launch_id == ctx.launch.id, Incident.status == "open",
                                Incident.acknowledged_at.is_(None), Incident.severity.in_(keys))  # type: ignore[union-attr, attr-defined]
-        .order_by(Incident.number).with_for_update()).all())
+        .order_by(Incident.number).with_for_update(key_share=True)).all())
 
 
 def escalator() -> Callable[[Context, Incident], Any]:
@@ -140,7 +141,7 @@ def checkpoint_command(ctx: Context, text: str) -> Result:
     note = " ".join(text.split())
     if len(note) > MAX_NOTE:
         raise CommandError(f"The note is {len(note)} characters; keep it to {MAX_NOTE}.", USAGE)
-    lock_launch(ctx)
+    locked_launch(ctx)
     previous = latest_checkpoint(ctx)
     since = previous.created_at if previous else None
     checkpoint = Checkpoint(launch_id=ctx.launch.id, note=note, created_by=ctx.user, created_at=ctx.now)
@@ -165,7 +166,7 @@ def clicked_checkpoint(ctx: Context) -> Checkpoint:
         checkpoint = latest_checkpoint(ctx, lock=True)
     else:
         checkpoint = ctx.session.exec(select(Checkpoint).where(
-            Checkpoint.id == checkpoint_id, Checkpoint.launch_id == ctx.launch.id).with_for_update()).first()
+            Checkpoint.id == checkpoint_id, Checkpoint.launch_id == ctx.launch.id).with_for_update(key_share=True)).first()
     if checkpoint is None:
         raise CommandError("There is no checkpoint to decide on; the commander posts one with /checkpoint.")
     return checkpoint

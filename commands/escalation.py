@@ -116,7 +116,7 @@ def escalate_waiting_for_checkpoint(ctx: Context) -> list[Incident]:
     waiting = ctx.session.exec(
         select(Incident).where(Incident.launch_id == ctx.launch.id, Incident.status == "open",
                                Incident.acknowledged_at.is_(None))  # type: ignore[union-attr]
-        .order_by(Incident.number).with_for_update()
+        .order_by(Incident.number).with_for_update(key_share=True)
     ).all()
     escalated = []
     for incident in waiting:

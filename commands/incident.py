@@ -100,7 +100,7 @@ def incident_values(ctx: Context, incident: Incident) -> dict[str, Any]:
 def load(ctx: Context, token: str, usage: str = USAGE, *, lock: bool = True) -> Incident:
     number = parse_incident_id(token, usage)
     query = select(Incident).where(Incident.launch_id == ctx.launch.id, Incident.number == number)
-    incident = ctx.session.exec(query.with_for_update() if lock else query).first()
+    incident = ctx.session.exec(query.with_for_update(key_share=True) if lock else query).first()
     if incident is None:
         raise CommandError(f"There is no INC-{number} in {ctx.launch.name}.", usage)
     return incident

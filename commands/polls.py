@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from sqlmodel import select
 
 from bot.config import Config
+from commands.authority import locked_launch
 from commands.clicks import clicked_id
 from commands.context import Context, Result, post, record, role_holder
 from commands.decision import log_decision
 from commands.errors import CommandError
 from commands.registry import action, slash
 from commands.render import render
-from commands.roles import lock_launch, require_commander, require_role
+from commands.roles import require_commander, require_role
 from db.models import Poll, Vote
 
 MAX_REASON = 300
@@ -77,7 +78,7 @@ def poll_ref(poll: Poll) -> str:
 def open_poll(ctx: Context, spec: PollKind, *, lock: bool = False) -> Poll | None:
     query = select(Poll).where(Poll.launch_id == ctx.launch.id, Poll.kind == spec.kind,
                                Poll.closed_at.is_(None)).order_by(Poll.id.desc())  # type: ignore[union-attr]
-    return ctx.session.exec(query.with_for_update() if lock else query).first()
+    return ctx.session.exec(query.with_for_update(key_share=True) if lock else query).first()
 
 
 def votes_of(ctx: Context, poll: Poll) -> dict[str, Vote]:
@@ -93,7 +94,7 @@ def poll_values(ctx: Context, spec: PollKind, poll: Poll) -> dict[str, object]:
 
 def start(ctx: Context, spec: PollKind) -> Result:
     require_commander(ctx, spec.command)
-    lock_launch(ctx)
+    locked_launch(ctx)
     existing = open_poll(ctx, spec)
     if existing is not None:
         return Result(reply=render("poll_already_open.j2", **poll_values(ctx, spec, existing), tz=ctx.tz))
@@ -115,7 +116,7 @@ def target_poll(ctx: Context, spec: PollKind) -> Poll:
         poll = open_poll(ctx, spec, lock=True)
     else:
         poll = ctx.session.exec(select(Poll).where(Poll.id == poll_id, Poll.launch_id == ctx.launch.id,
-                                                   Poll.kind == spec.kind).with_for_update()).first()
+                                                   Poll.kind == spec.kind).with_for_update(key_share=True)).first()
     if poll is None:
         raise CommandError(render("poll_none_open.j2", spec=spec))
     if poll.closed_at is not None:

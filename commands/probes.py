@@ -109,7 +109,7 @@ def judge(ctx: Context, probe: Probe, outcome: ProbeOutcome) -> None:
     assert ctx.launch.id is not None
     state = ctx.session.exec(
         select(ProbeState).where(ProbeState.launch_id == ctx.launch.id, ProbeState.probe == probe.name)
-        .with_for_update()
+        .with_for_update(key_share=True)
     ).first()
     if state is None:
         state = ProbeState(launch_id=ctx.launch.id, probe=probe.name)

@@ -18,12 +18,13 @@ import re
 from sqlmodel import select
 
 from bot.config import STANDARD_ROLES
+from commands.authority import locked_launch
 from commands.context import Context, Result, post, record, role_holder, roles_changed, roster
 from commands.errors import CommandError, Refused
 from commands.parse import parse_user
 from commands.registry import slash
 from commands.render import render
-from db.models import Launch, RoleAssignment
+from db.models import RoleAssignment
 
 USAGE = "/role <role> @user  ·  /role <role> none  ·  /role <new_role> @user new  ·  /roster"
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -44,12 +45,6 @@ def require_role(ctx: Context, roles: tuple[str, ...] | list[str], command: str)
         raise Refused(render("refused_role.j2", command=command, roles=list(roles),
                              holders={r: role_holder(ctx.session, ctx.launch.id, r) for r in roles}), command)
     return held
-
-
-def lock_launch(ctx: Context) -> None:
-    """Serialize changes that read then write launch-wide state (roles, rollbacks, polls) on PostgreSQL too."""
-    ctx.session.exec(select(Launch.id).where(Launch.id == ctx.launch.id).with_for_update()).first()
-    roles_changed(ctx.session)  # what was read before the lock (the role holders) is read again after it
 
 
 def known_roles(ctx: Context) -> set[str]:
@@ -90,7 +85,7 @@ def role_command(ctx: Context, text: str) -> Result:
         raise CommandError("Write the role and the person.", USAGE)
     role = parse_role(ctx, words[0], allow_new=allow_new)
     user = None if words[1].lower() in ("none", "nobody") else parse_user(words[1], USAGE)
-    lock_launch(ctx)
+    locked_launch(ctx)
     commander = role_holder(ctx.session, ctx.launch.id, COMMANDER)
     bootstrap = commander is None and role == COMMANDER and user is not None
     if not bootstrap:

@@ -22,12 +22,13 @@ from markupsafe import Markup
 from sqlalchemy import update
 from sqlmodel import select
 
+from commands.authority import locked_launch
 from commands.context import Context, Result, post, record, role_holder, roles_of
 from commands.decision import log_decision
 from commands.errors import CommandError, Refused
 from commands.registry import action, slash
 from commands.render import render
-from commands.roles import COMMANDER, lock_launch, require_commander
+from commands.roles import COMMANDER, require_commander
 from db.models import Rollback, RollbackStep, Timer
 
 USAGE = "/rollback <reason>, e.g. /rollback checkout errors"
@@ -53,7 +54,7 @@ def active_rollback(ctx: Context) -> Rollback | None:
 
 def request_rollback(ctx: Context, reason: str, *, source: str = "command") -> tuple[Rollback, bool]:
     """Post the confirmation for a new rollback; (the existing one, False) when one is pending or done."""
-    lock_launch(ctx)
+    locked_launch(ctx)
     existing = active_rollback(ctx)
     if existing is not None:
         return existing, False
@@ -90,7 +91,7 @@ def load(ctx: Context, value: str) -> Rollback:
     if not value.strip().isdigit():
         raise CommandError("That button's value is not one warroom knows.")
     rollback = ctx.session.exec(
-        select(Rollback).where(Rollback.id == int(value), Rollback.launch_id == ctx.launch.id).with_for_update()
+        select(Rollback).where(Rollback.id == int(value), Rollback.launch_id == ctx.launch.id).with_for_update(key_share=True)
     ).first()
     if rollback is None:
         raise CommandError("That rollback request is not one of this launch.")
@@ -198,7 +199,7 @@ def step_button(ctx: Context, value: str) -> Result:
     rollback = load(ctx, rollback_id)
     step = ctx.session.exec(
         select(RollbackStep).where(RollbackStep.rollback_id == rollback.id, RollbackStep.position == int(position))
-        .with_for_update()
+        .with_for_update(key_share=True)
     ).first()
     if step is None or rollback.status != "confirmed":
         raise CommandError("That checklist step is not one of a confirmed rollback.")
@@ -259,7 +260,7 @@ def claim_webhook(ctx: Context, timer_id: int, lease: timedelta) -> WebhookClaim
 
 def record_webhook_outcome(ctx: Context, claim: WebhookClaim, outcome: WebhookOutcome) -> None:
     """What the flag webhook answered: stored, audited, and told to the war room (loudly when it failed)."""
-    timer = ctx.session.exec(select(Timer).where(Timer.id == claim.timer_id).with_for_update()).one()
+    timer = ctx.session.exec(select(Timer).where(Timer.id == claim.timer_id).with_for_update(key_share=True)).one()
     if timer.done_at is not None:  # a runner whose lease had expired finished first: the flag call is idempotent
         record(ctx, "rollback.webhook_duplicate", rollback_id=claim.rollback_id, ok=outcome.ok, status=outcome.status)
         return

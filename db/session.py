@@ -3,7 +3,11 @@
 SQLite: WAL, a busy timeout, foreign keys on, and every write transaction opened with
 BEGIN IMMEDIATE so a read-then-write never fails with "database is locked"; `reading()`
 opens a plain BEGIN for polls that only read. PostgreSQL: a connection pool;
-rows that change are locked with FOR UPDATE. On both, `transaction()` lets one write
+rows read to be changed are locked with FOR NO KEY UPDATE (`with_for_update(key_share=True)`):
+it keeps changers of a row in turn as FOR UPDATE does, but does not block the foreign-key check
+(FOR KEY SHARE) of a new row that points at it. With FOR UPDATE, a transaction holding its launch
+locked and waiting for a channel lock (hold_channel) deadlocked with one holding that channel and
+inserting a message of the launch. On both, `transaction()` lets one write
 transaction at a time run in a process (see make_engine).
 """
 

@@ -96,3 +96,41 @@ def test_messages_to_one_channel_commit_in_id_order_across_processes(pg_url: str
         texts = [m.payload["text"] for m in session.exec(select(OutboxMessage).order_by(OutboxMessage.id)).all()]
     assert texts == ["1", "2"]
     engine.dispose()
+
+
+@requires_postgres
+def test_a_launch_locked_for_a_change_does_not_block_queueing_its_messages(pg_url: str) -> None:
+    """Another replica holds the launch locked (a /role change, a rollback, a poll) and will queue a message
+    next: a transaction already holding that channel can still queue its own message for the launch (the
+    foreign-key check is not blocked), finish, and let the first go on. With FOR UPDATE this was a deadlock."""
+    from commands.authority import locked_launch
+    from commands.context import Context, queue
+
+    engine = make_engine(pg_url)
+    migrate(engine)
+    now = datetime.now(UTC)
+    with transaction(engine) as session:
+        launch = Launch(name="locks", war_room="C0LOCKS", timezone="UTC", created_at=now)
+        session.add(launch)
+    queued = threading.Event()
+
+    def channel_first() -> None:  # the other replica: holds the channel, then inserts a row pointing at the launch
+        with Session(engine, expire_on_commit=False) as session:
+            ctx = Context(session=session, now=now, config=None, user="U0A", launch=session.get(Launch, launch.id))  # type: ignore[arg-type]
+            queue(ctx, "C0LOCKS", kind="t", method="chat.postMessage", payload={"text": "from the other"})
+            queued.set()
+            session.commit()
+
+    with Session(engine, expire_on_commit=False) as first:
+        ctx = Context(session=first, now=now, config=None, user="U0B", launch=first.get(Launch, launch.id))  # type: ignore[arg-type]
+        locked_launch(ctx)  # the launch row is locked by this transaction
+        other = threading.Thread(target=channel_first)
+        other.start()
+        assert queued.wait(5), "queueing a message of a locked launch waited for the launch lock"
+        queue(ctx, "C0LOCKS", kind="t", method="chat.postMessage", payload={"text": "mine"})  # waits for the other
+        first.commit()
+    other.join(timeout=10)
+    with Session(engine) as session:
+        texts = [m.payload["text"] for m in session.exec(select(OutboxMessage).order_by(OutboxMessage.id)).all()]
+    assert texts == ["from the other", "mine"]
+    engine.dispose()
