@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from db.models import Launch, OutboxMessage, SeenRequest
@@ -62,17 +63,23 @@ def test_the_write_lock_is_reentrant_in_one_thread(tmp_path: Path) -> None:
     engine.dispose()
 
 
+def launch_on(url: str, war_room: str) -> tuple[Engine, Launch, datetime]:
+    """A migrated database with one launch whose war room is `war_room`."""
+    engine = make_engine(url)
+    migrate(engine)
+    now = datetime.now(UTC)
+    with transaction(engine) as session:
+        launch = Launch(name=war_room, war_room=war_room, timezone="UTC", created_at=now)
+        session.add(launch)
+    return engine, launch, now
+
+
 @requires_postgres
 def test_messages_to_one_channel_commit_in_id_order_across_processes(pg_url: str) -> None:
     """Replicas write side by side on PostgreSQL: a second writer's message to the same channel waits for
     the first transaction to end, so the outbox never sees message 2 while message 1 is still uncommitted
     (it sends a channel's messages in id order)."""
-    engine = make_engine(pg_url)
-    migrate(engine)
-    now = datetime.now(UTC)
-    with transaction(engine) as session:
-        launch = Launch(name="order", war_room="C0ORDER", timezone="UTC", created_at=now)
-        session.add(launch)
+    engine, launch, now = launch_on(pg_url, "C0ORDER")
     second_committed = threading.Event()
 
     def second_writer() -> None:  # another replica: its own connection, no shared process lock
@@ -106,12 +113,7 @@ def test_a_launch_locked_for_a_change_does_not_block_queueing_its_messages(pg_ur
     from commands.authority import locked_launch
     from commands.context import Context, queue
 
-    engine = make_engine(pg_url)
-    migrate(engine)
-    now = datetime.now(UTC)
-    with transaction(engine) as session:
-        launch = Launch(name="locks", war_room="C0LOCKS", timezone="UTC", created_at=now)
-        session.add(launch)
+    engine, launch, now = launch_on(pg_url, "C0LOCKS")
     queued = threading.Event()
 
     def channel_first() -> None:  # the other replica: holds the channel, then inserts a row pointing at the launch
