@@ -15,6 +15,7 @@ from sqlmodel import Session, SQLModel, select
 
 from bot.config import Config
 from commands.render import TEMPLATES, render, render_blocks
+from db.deferred import defer_row
 from db.models import Activity, AuditEvent, Launch, OutboxMessage, RoleAssignment
 from db.session import forget_reads, hold_channel, read_once
 
@@ -53,12 +54,11 @@ class Result:
 
 
 def insert_row(session: Session, model: type[SQLModel], **values: Any) -> int | None:
-    """Insert one row that nothing in this transaction changes again (an audit event, an outbox
-    message, a timer, …) straight away, in the caller's transaction, and return its id.
+    """Insert one new row straight away, in the caller's transaction, and return its id (a row something
+    will point at: the incident, the next escalation timer). Rows nothing points at are deferred (defer).
 
     A plain INSERT, not an ORM object: the unit of work's bookkeeping cost more than the write
-    on every command's path (docs/performance.md). Rows are written in call order, so ids keep
-    the order of the audit trail and of each channel's messages.
+    on every command's path (docs/performance.md).
     """
     result = session.connection().execute(_insert_of(model), values)
     key = result.inserted_primary_key
@@ -74,6 +74,14 @@ def insert_object(session: Session, obj: SQLModel) -> None:
     obj.id = insert_row(session, type(obj), **values)  # type: ignore[attr-defined]
 
 
+def defer(session: Session, model: type[SQLModel], **values: Any) -> None:
+    """A new row that nothing in the command points at (an audit event, an outbox message, a timer,
+    activity): written with the others of its kind of the transaction in one statement, before anything
+    could read it and at commit (db/deferred.py). Rows of a table keep their call order, so ids keep the
+    order of the audit trail and of each channel's messages."""
+    defer_row(session.connection(), model.__table__, values)  # type: ignore[attr-defined]
+
+
 @cache
 def _insert_of(model: type[SQLModel]) -> Insert:
     """One INSERT statement per table, parameters bound per call (compiled once, not per row)."""
@@ -81,15 +89,15 @@ def _insert_of(model: type[SQLModel]) -> Insert:
 
 
 def record(ctx: Context, kind: str, *, incident_id: int | None = None, actor: str | None = None,
-           **payload: Any) -> int | None:
-    """One row of the audit trail (an incident's timeline is its events). Returns its id."""
-    return insert_row(ctx.session, AuditEvent, launch_id=ctx.launch.id, incident_id=incident_id, kind=kind,
-                      actor=actor or ctx.user, ts=ctx.now, payload=payload)
+           **payload: Any) -> None:
+    """One row of the audit trail (an incident's timeline is its events)."""
+    defer(ctx.session, AuditEvent, launch_id=ctx.launch.id, incident_id=incident_id, kind=kind,
+          actor=actor or ctx.user, ts=ctx.now, payload=payload)
 
 
 def note_activity(ctx: Context, source: str = "command") -> None:
     if ctx.user and ctx.user[0] in "UW":
-        insert_row(ctx.session, Activity, launch_id=ctx.launch.id, user_id=ctx.user, at=ctx.now, source=source)
+        defer(ctx.session, Activity, launch_id=ctx.launch.id, user_id=ctx.user, at=ctx.now, source=source)
 
 
 @cache
@@ -116,8 +124,8 @@ def compose(template: str, **values: Any) -> dict[str, Any]:
 
 def post(ctx: Context, channel: str, template: str, *, kind: str | None = None, ref: str | None = None,
          thread_ref: str | None = None, update_ref: str | None = None, arms_timer_id: int | None = None,
-         broadcast: bool = False, **values: Any) -> int | None:
-    """Queue a message in the outbox, in the caller's transaction (returns its id). Rehearsal messages say so.
+         broadcast: bool = False, **values: Any) -> None:
+    """Queue a message in the outbox, in the caller's transaction. Rehearsal messages say so.
     `broadcast`: a thread reply that also shows in the channel (Slack's reply_broadcast)."""
     with_context(ctx, values)
     payload = compose(template, **values)
@@ -127,7 +135,7 @@ def post(ctx: Context, channel: str, template: str, *, kind: str | None = None, 
         payload["text"] = "[REHEARSAL] " + payload["text"]
         if payload.get("blocks"):
             payload["blocks"].insert(0, {"type": "context", "elements": [{"type": "mrkdwn", "text": "[REHEARSAL]"}]})
-    return queue(
+    queue(
         ctx, channel, kind=kind or template, method="chat.update" if update_ref else "chat.postMessage",
         payload=payload, ref=ref, thread_ref=thread_ref, update_ref=update_ref,
         arms_timer_id=arms_timer_id,
@@ -142,12 +150,12 @@ def with_context(ctx: Context, values: dict[str, Any]) -> None:
     values.setdefault("actor", ctx.user)
 
 
-def queue(ctx: Context, channel: str, **row: Any) -> int | None:
+def queue(ctx: Context, channel: str, **row: Any) -> None:
     """One outbox row for the channel, in the caller's transaction, in the channel's order (db/session.py
-    hold_channel). Returns its id."""
+    hold_channel)."""
     hold_channel(ctx.session.connection(), channel)
-    return insert_row(ctx.session, OutboxMessage, launch_id=ctx.launch.id, channel=channel, created_at=ctx.now,
-                      next_attempt_at=None, **row)
+    defer(ctx.session, OutboxMessage, launch_id=ctx.launch.id, channel=channel, created_at=ctx.now,
+          next_attempt_at=None, **row)
 
 
 def role_holder(session: Session, launch_id: int, role: str) -> str | None:
@@ -189,12 +197,12 @@ def roles_of(session: Session, launch_id: int, user: str) -> list[str]:
 
 
 def upload(ctx: Context, channel: str, filename: str, content: str, template: str, *, kind: str = "export.file",
-           **values: Any) -> int | None:
+           **values: Any) -> None:
     """Queue a file for the channel (outbox method `files.upload`); its title and comment come from a template."""
     with_context(ctx, values)
     comment = render(f"{template}.j2", **values)
     if ctx.rehearsal:
         comment = "[REHEARSAL] " + comment
         filename = "rehearsal-" + filename
-    return queue(ctx, channel, kind=kind, method="files.upload",
+    queue(ctx, channel, kind=kind, method="files.upload",
                  payload={"filename": filename, "title": filename, "content": content, "initial_comment": comment})

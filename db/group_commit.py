@@ -4,10 +4,16 @@ A process has one writer at a time (db/session.py WriteLock). Under a burst (a l
 everyone declaring and clicking at once) each command used to wait its turn, then pay for its
 own BEGIN, its own lookups and its own COMMIT (on PostgreSQL a WAL flush). Here the first caller
 leads: it takes every unit of work queued behind it, runs them one after another in ONE
-transaction, each in a SAVEPOINT (a unit that fails is undone alone; the others keep theirs),
-commits once and hands each caller its own outcome. While it writes, new arrivals queue; when it
-is done, the first of them leads the next transaction. Nobody waits on a timer: with one caller
-a transaction holds one unit (and no savepoint), exactly as before.
+transaction, commits once and hands each caller its own outcome. While it writes, new arrivals
+queue; when it is done, the first of them leads the next transaction. Nobody waits on a timer:
+with one caller a transaction holds one unit, exactly as before.
+
+Several units are first tried trusting: no savepoints, so the rows they defer (audit events,
+messages, timers) are written at commit, one statement per table for all of them (db/deferred.py).
+If any unit fails there, that transaction is rolled back unseen and the batch runs again with a
+SAVEPOINT per unit: a unit that fails is undone alone, the others keep theirs. A failed unit costs
+its batch one rerun. So a unit's work writes only inside `undo()` blocks, and does nothing outside
+the database (it may run twice).
 
 If the commit itself fails (a dropped connection, a serialization failure), every unit of the
 transaction gets that error, and its caller decides whether to try again; nothing of it is stored.
@@ -105,23 +111,49 @@ class GroupCommit:
                 unit.wake.set()
 
     def _write(self, batch: list[_Unit]) -> None:
-        solo = len(batch) == 1
+        """Trusting first: every unit without a savepoint (their rows written together, db/deferred.py).
+        If one fails, that transaction is rolled back and the batch runs again, each unit in a savepoint."""
+        if len(batch) > 1 and self._commit(batch, trusting=True):
+            return
+        self._commit(batch, trusting=False)
+
+    def _commit(self, batch: list[_Unit], *, trusting: bool) -> bool:
+        """One transaction for the batch. False when a unit failed in a trusting one (nothing stored)."""
         try:
             with transaction(self.engine) as session:
+                undo = _trusting if trusting else _whole(session) if len(batch) == 1 else _savepoint(session)
                 for unit in batch:
                     try:
-                        unit.result = unit.work(session, _whole(session) if solo else _savepoint(session))
-                    except Exception as exc:  # the unit's writes are undone; the others' stand
-                        unit.error = exc
+                        unit.result, unit.error = unit.work(session, undo), None
+                    except Exception as exc:
+                        if trusting:
+                            raise _Undone() from exc
+                        unit.error = exc  # its writes are undone; the others' stand
+        except _Undone:
+            return False
         except BaseException as exc:  # the commit (or the transaction's start) failed: nothing was stored
             for unit in batch:
                 unit.result, unit.error = None, exc
             if not isinstance(exc, Exception):
                 raise
-            return
+            return True
         self.transactions += 1
         self.units += len(batch)
         self.committed()
+        return True
+
+
+class _Undone(BaseException):
+    """A unit of a trusting transaction failed: a BaseException, so the unit's own handlers (a command
+    error becoming a reply) do not catch it; the whole transaction is rolled back and run again."""
+
+
+@contextlib.contextmanager
+def _trusting() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        raise _Undone() from exc
 
 
 def _savepoint(session: Session) -> Undo:

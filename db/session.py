@@ -28,6 +28,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 from sqlmodel import Session
 
+from db.deferred import READS_NO_TABLE, track_deferred_rows
+
 try:
     import fcntl
 except ImportError:  # not on Windows: threads of one process still take turns
@@ -67,6 +69,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # row; holders interrupted by the GIL made lock convoys (p99 573 ms -> 160 ms, throughput +9%).
     # The process is GIL-bound either way; replicas (other processes) still write side by side.
     _WRITE_LOCKS[engine] = WriteLock(_lock_file(url))
+    track_deferred_rows(engine)
     return engine
 
 
@@ -189,7 +192,8 @@ def hold_channel(connection: Connection, channel: str) -> None:
     if any(channel in level for level in held):
         return
     key = zlib.crc32(channel.encode()) - 2**31  # a signed 32-bit key
-    connection.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"), {"space": CHANNEL_LOCK_SPACE, "key": key})
+    connection.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"), {"space": CHANNEL_LOCK_SPACE, "key": key},
+                       execution_options={READS_NO_TABLE: True})
     held[-1].add(channel)
 
 

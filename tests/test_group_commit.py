@@ -264,9 +264,12 @@ def test_channel_locks_are_taken_once_per_transaction_and_again_after_a_rollback
         for t in threads:
             t.join(timeout=30)
 
-    batch(False, True, False, False)  # the first leads alone; then undone, held, held again (no new lock)
-    assert outcome == [1, "undone", 3, 3]
-    assert len(locks) == 3
+    # the first leads alone (lock 1). The other three are tried together without savepoints: the first of
+    # them takes the lock (2) and fails, so that transaction is rolled back and they run again, each in a
+    # savepoint: taken (3) and undone; taken again (4) and released; still held, not taken again
+    batch(False, True, False, False)
+    assert outcome == [1, "undone", 4, 4]
+    assert len(locks) == 4
     outcome.clear()
     batch(False)  # a new transaction takes it again
-    assert outcome == [4]
+    assert outcome == [5]
