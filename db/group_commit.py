@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from db.deferred import write_deferred
 from db.session import forget_reads, transaction
 
 MAX_UNITS = 32  # per transaction: bounds how long the last unit of a transaction waits for its commit
@@ -132,6 +133,8 @@ class GroupCommit:
         except _Undone:
             return False
         except BaseException as exc:  # the commit (or the transaction's start) failed: nothing was stored
+            if trusting and isinstance(exc, Exception):
+                return False  # perhaps because of one unit's rows, written only then: again, one by one
             for unit in batch:
                 unit.result, unit.error = None, exc
             if not isinstance(exc, Exception):
@@ -162,6 +165,7 @@ def _savepoint(session: Session) -> Undo:
         try:
             with session.begin_nested():
                 yield
+                write_deferred(session.connection())  # its rows fail (if they do) inside its savepoint
         except BaseException:
             forget_reads(session)  # what the transaction read may have been read (or changed) by what was undone
             raise

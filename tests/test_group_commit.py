@@ -273,3 +273,39 @@ def test_channel_locks_are_taken_once_per_transaction_and_again_after_a_rollback
     outcome.clear()
     batch(False)  # a new transaction takes it again
     assert outcome == [5]
+
+
+def test_a_row_that_fails_only_at_commit_fails_its_own_command_alone(engine: Any) -> None:
+    """Trusting, rows are written at commit: one bad row fails the commit; run again with savepoints, its
+    unit's rows are written before its savepoint ends, so that unit fails alone."""
+    from sqlalchemy import Column, Integer, MetaData, String, Table
+
+    from db.deferred import defer_row
+
+    table = Table("note", MetaData(), Column("id", Integer, primary_key=True), Column("body", String(40)))
+    writes = GroupCommit(engine)
+    results: dict[int, Any] = {}
+
+    def unit(n: int) -> Callable[[Session, Undo], int]:
+        def run(session: Session, undo: Undo) -> int:
+            with undo():
+                defer_row(session.connection(), table, {"id": n, "body": None if n == 2 else f"n{n}"})
+            return n
+        return run
+
+    def call(n: int) -> None:
+        try:
+            results[n] = writes.run(unit(n))
+        except Exception as exc:
+            results[n] = type(exc).__name__
+
+    with write_lock(engine):
+        threads = [threading.Thread(target=call, args=(n,)) for n in range(5)]
+        for t in threads:
+            t.start()
+        wait_for(lambda: writes.waiting >= 4)
+    for t in threads:
+        t.join(timeout=30)
+    assert results[2] == "IntegrityError"  # body NOT NULL
+    assert {n: r for n, r in results.items() if n != 2} == {0: 0, 1: 1, 3: 3, 4: 4}
+    assert sorted(notes(engine)) == ["n0", "n1", "n3", "n4"]
