@@ -120,8 +120,8 @@ def subcommand_words() -> dict[str, list[str]]:
 WORDS = subcommand_words()
 nasty_text = st.one_of(
     st.text(max_size=120),
-    st.text(alphabet=st.characters(max_codepoint=0x1F), max_size=40),  # control characters
-    st.text(alphabet=st.characters(min_codepoint=0x80), max_size=80),  # unicode only
+    st.text(alphabet=st.characters(max_codepoint=0x1F, codec="utf-8"), max_size=40),  # control characters
+    st.text(alphabet=st.characters(min_codepoint=0x80, codec="utf-8"), max_size=80),  # unicode only
     st.sampled_from(MENTIONS),
     st.lists(st.sampled_from([*MENTIONS, "&", "<", ">", "|", "impact:", "INC-1", "INC-999999999", " "]),
              max_size=8).map(" ".join),
