@@ -187,6 +187,29 @@ def engine(database_url: str) -> Any:
     engine.dispose()
 
 
+def run_together(engine: Any, writes: GroupCommit, units: list[Callable[[Session, Undo], Any]]) -> list[Any]:
+    """Start the units at once while the writer is held, so all but the first queue behind it. Returns
+    each caller's outcome: what its unit returned, or the exception the caller got."""
+    outcomes: list[Any] = [None] * len(units)
+
+    def call(i: int) -> None:
+        try:
+            outcomes[i] = writes.run(units[i])
+        except Exception as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(units))]
+    with write_lock(engine):
+        threads[0].start()  # it leads, alone, and waits for the writer
+        wait_for(lambda: writes.writing and writes.waiting == 0)
+        for t in threads[1:]:
+            t.start()
+        wait_for(lambda: writes.waiting == len(units) - 1)
+    for t in threads:
+        t.join(timeout=30)
+    return outcomes
+
+
 def notes(engine: Any) -> list[str]:
     with Session(engine) as s:
         return [row[0] for row in s.execute(text("SELECT body FROM note ORDER BY id"))]
@@ -194,7 +217,6 @@ def notes(engine: Any) -> list[str]:
 
 def test_every_caller_gets_its_own_result_and_no_transaction_exceeds_its_size(engine: Any) -> None:
     writes = GroupCommit(engine, max_units=4)
-    results: dict[int, Any] = {}
 
     def work(n: int) -> Callable[[Session, Undo], int]:
         def unit(session: Session, undo: Undo) -> int:
@@ -205,20 +227,9 @@ def test_every_caller_gets_its_own_result_and_no_transaction_exceeds_its_size(en
             return n * 10
         return unit
 
-    def call(n: int) -> None:
-        try:
-            results[n] = writes.run(work(n))
-        except ValueError as exc:
-            results[n] = str(exc)
-
-    with write_lock(engine):  # everyone queues behind the first
-        threads = [threading.Thread(target=call, args=(n,)) for n in range(20)]
-        for t in threads:
-            t.start()
-        wait_for(lambda: writes.waiting >= 19)
-    for t in threads:
-        t.join(timeout=30)
-    assert results == {n: (f"unit {n} fails" if n % 7 == 3 else n * 10) for n in range(20)}
+    outcomes = run_together(engine, writes, [work(n) for n in range(20)])
+    assert [str(o) if isinstance(o, ValueError) else o for o in outcomes] == \
+        [f"unit {n} fails" if n % 7 == 3 else n * 10 for n in range(20)]
     assert sorted(notes(engine), key=lambda b: int(b[1:])) == [f"n{n}" for n in range(20) if n % 7 != 3]
     assert writes.units == 20 and writes.transactions >= 5  # at most 4 to a transaction
     assert not writes.writing and writes.waiting == 0  # leadership was handed on and given up
@@ -284,7 +295,6 @@ def test_a_row_that_fails_only_at_commit_fails_its_own_command_alone(engine: Any
 
     table = Table("note", MetaData(), Column("id", Integer, primary_key=True), Column("body", String(40)))
     writes = GroupCommit(engine)
-    results: dict[int, Any] = {}
 
     def unit(n: int) -> Callable[[Session, Undo], int]:
         def run(session: Session, undo: Undo) -> int:
@@ -293,19 +303,7 @@ def test_a_row_that_fails_only_at_commit_fails_its_own_command_alone(engine: Any
             return n
         return run
 
-    def call(n: int) -> None:
-        try:
-            results[n] = writes.run(unit(n))
-        except Exception as exc:
-            results[n] = type(exc).__name__
-
-    with write_lock(engine):
-        threads = [threading.Thread(target=call, args=(n,)) for n in range(5)]
-        for t in threads:
-            t.start()
-        wait_for(lambda: writes.waiting >= 4)
-    for t in threads:
-        t.join(timeout=30)
-    assert results[2] == "IntegrityError"  # body NOT NULL
-    assert {n: r for n, r in results.items() if n != 2} == {0: 0, 1: 1, 3: 3, 4: 4}
+    outcomes = run_together(engine, writes, [unit(n) for n in range(5)])
+    assert [type(o).__name__ if isinstance(o, Exception) else o for o in outcomes] == \
+        [0, 1, "IntegrityError", 3, 4]  # body is NOT NULL
     assert sorted(notes(engine)) == ["n0", "n1", "n3", "n4"]
