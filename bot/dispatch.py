@@ -1,10 +1,11 @@
 """The one way in: every edge (Slack, shell, rehearsal, scheduler) runs commands through here.
 
 A command runs in a transaction with the launch, the acting user and `now`. Commands
-that arrive while another is being written share the next transaction (db/group_commit.py),
-each in a savepoint: a CommandError undoes that command alone (nothing stored, nothing
-posted) and becomes the actor's ephemeral reply; a refusal (wrong role) is also written to
-the audit trail; nothing is acked before its transaction has committed.
+that arrive while another is being written share the next transaction (db/group_commit.py;
+if one of them fails there, they run again, each in a savepoint): a CommandError undoes that
+command alone (nothing stored, nothing posted) and becomes the actor's ephemeral reply; a
+refusal (wrong role) is also written to the audit trail; nothing is acked before its
+transaction has committed.
 """
 
 from __future__ import annotations
