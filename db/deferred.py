@@ -21,13 +21,14 @@ with an immediate INSERT (commands/context.py insert_row).
 
 from __future__ import annotations
 
-import contextlib
 from functools import cache
 from typing import Any
 
 from sqlalchemy import Insert, Table, Update, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ReleaseSavepointClause, RollbackToSavepointClause
+
+from db.levels import levels, track_levels
 
 _KEY = "warroom.deferred_rows"
 READS_NO_TABLE = "warroom_reads_no_table"  # an execution option: this statement cannot see rows (a lock)
@@ -36,20 +37,17 @@ Level = list[tuple[Table, dict[str, Any]]]
 
 
 def defer_row(connection: Connection, table: Table, values: dict[str, Any]) -> None:
-    levels: list[Level] | None = connection.info.get(_KEY)
-    if levels is None:
-        levels = connection.info[_KEY] = [[]]
-    levels[-1].append((table, values))
+    levels(connection, _KEY, list)[-1].append((table, values))
 
 
 def write_deferred(connection: Connection) -> None:
     """Write every row kept on this connection: per table, in call order, one executemany per run of rows
     that set the same columns."""
-    levels: list[Level] | None = connection.info.get(_KEY)
-    if not levels or not any(levels):
+    kept: list[Level] = levels(connection, _KEY, list)
+    if not any(kept):
         return
-    rows = [row for level in levels for row in level]
-    for level in levels:
+    rows = [row for level in kept for row in level]
+    for level in kept:
         level.clear()
     by_table: dict[Table, list[dict[str, Any]]] = {}
     for table, values in rows:
@@ -64,8 +62,7 @@ def write_deferred(connection: Connection) -> None:
 
 
 def waiting_tables(connection: Connection) -> set[str]:
-    levels: list[Level] | None = connection.info.get(_KEY)
-    return {table.name for level in levels or () for table, _ in level}
+    return {table.name for level in levels(connection, _KEY, list) for table, _ in level}
 
 
 @cache
@@ -74,8 +71,7 @@ def _insert(table: Table) -> Insert:
 
 
 def track_deferred_rows(engine: Engine) -> None:
-    def levels(conn: Connection) -> list[Level]:
-        return conn.info.setdefault(_KEY, [[]])  # type: ignore[no-any-return]
+    track_levels(engine, _KEY, list, list.extend)
 
     @event.listens_for(engine, "before_execute")
     def _before(conn: Connection, clause: Any, _multiparams: Any, _params: Any, options: Any) -> None:
@@ -90,26 +86,3 @@ def track_deferred_rows(engine: Engine) -> None:
     @event.listens_for(engine, "commit")
     def _commit(conn: Connection) -> None:
         write_deferred(conn)
-
-    @event.listens_for(engine, "begin")
-    @event.listens_for(engine, "rollback")
-    def _reset(conn: Connection) -> None:
-        with contextlib.suppress(Exception):  # a connection the server dropped has no info to clear
-            conn.info[_KEY] = [[]]
-
-    @event.listens_for(engine, "savepoint")
-    def _savepoint(conn: Connection, _name: str) -> None:
-        levels(conn).append([])
-
-    @event.listens_for(engine, "release_savepoint")
-    def _release(conn: Connection, _name: str, _context: Any) -> None:
-        kept = levels(conn)
-        if len(kept) > 1:
-            inner = kept.pop()
-            kept[-1].extend(inner)
-
-    @event.listens_for(engine, "rollback_savepoint")
-    def _rollback_savepoint(conn: Connection, _name: str, _context: Any) -> None:
-        kept = levels(conn)
-        if len(kept) > 1:
-            kept.pop()

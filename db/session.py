@@ -29,6 +29,7 @@ from sqlalchemy.pool import QueuePool
 from sqlmodel import Session
 
 from db.deferred import READS_NO_TABLE, track_deferred_rows
+from db.levels import levels, track_levels
 
 try:
     import fcntl
@@ -61,8 +62,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # statement with a disconnect error, SQLAlchemy discards the pool's old connections, and
         # Dispatcher.run retries the command on a fresh one (the loops retry on their next pass)
         engine = create_engine(url, pool_size=10, max_overflow=20, **kwargs)
-        if engine.dialect.name == "postgresql":
-            _track_channel_locks(engine)
+        if engine.dialect.name == "postgresql":  # which channel locks a transaction holds (hold_channel)
+            track_levels(engine, _HELD_CHANNELS, set, set.update)
     # One write transaction at a time per process, queued on a lock that wakes the next writer at once.
     # SQLite: its busy handler sleeps in growing steps (up to 100 ms) and starves the unlucky — under 16
     # clients a 13 ms median came with a 1.4 s p99. PostgreSQL: every declaration updates its launch's
@@ -182,13 +183,11 @@ def hold_channel(connection: Connection, channel: str) -> None:
     The outbox sends a channel's messages in id order, and ids are handed out at INSERT, not at
     commit: without this, a replica that inserted message 10 and committed first would get it sent
     while message 7 of a slower transaction was not yet visible. SQLite has one writer at a time, so
-    its commits are always in id order. Taken once per transaction and channel (see _track_channel_locks).
+    its commits are always in id order. Taken once per transaction and channel (db/levels.py).
     """
     if connection.dialect.name != "postgresql":
         return
-    held: list[set[str]] | None = connection.info.get(_HELD_CHANNELS)
-    if held is None:  # a connection begun before tracking (never in practice): track from here
-        held = connection.info[_HELD_CHANNELS] = [set()]
+    held = levels(connection, _HELD_CHANNELS, set)
     if any(channel in level for level in held):
         return
     key = zlib.crc32(channel.encode()) - 2**31  # a signed 32-bit key
@@ -198,42 +197,6 @@ def hold_channel(connection: Connection, channel: str) -> None:
 
 
 _HELD_CHANNELS = "warroom.held_channels"
-
-
-def _track_channel_locks(engine: Engine) -> None:
-    """Which channel locks a connection's transaction holds, savepoint by savepoint: a savepoint rolled
-    back releases the locks taken inside it; one released hands them to the level around it (as
-    PostgreSQL does); the transaction's end releases them all."""
-
-    def levels(conn: Connection) -> list[set[str]]:
-        return conn.info.setdefault(_HELD_CHANNELS, [set()])  # type: ignore[no-any-return]
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        conn.info[_HELD_CHANNELS] = [set()]
-
-    @event.listens_for(engine, "savepoint")
-    def _savepoint(conn: Connection, _name: str) -> None:
-        levels(conn).append(set())
-
-    @event.listens_for(engine, "release_savepoint")
-    def _release(conn: Connection, _name: str, _context: Any) -> None:
-        held = levels(conn)
-        if len(held) > 1:
-            inner = held.pop()
-            held[-1] |= inner
-
-    @event.listens_for(engine, "rollback_savepoint")
-    def _rollback_savepoint(conn: Connection, _name: str, _context: Any) -> None:
-        held = levels(conn)
-        if len(held) > 1:
-            held.pop()
-
-    @event.listens_for(engine, "commit")
-    @event.listens_for(engine, "rollback")
-    def _end(conn: Connection) -> None:
-        with contextlib.suppress(Exception):  # a connection the server dropped has no info to clear
-            conn.info.pop(_HELD_CHANNELS, None)
 
 
 def write_lock(engine: Engine) -> Any:

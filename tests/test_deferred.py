@@ -13,8 +13,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from commands.context import defer, insert_row
-from db.models import AuditEvent, Launch
-from db.session import make_engine, migrate, reading, transaction
+from db.models import AuditEvent, Launch, Timer
+from db.session import make_engine, migrate, reading, transaction, write_lock
 from tests.harness import Harness
 from tests.test_group_commit import Queued, slash_form
 
@@ -100,8 +100,6 @@ def test_commands_written_together_write_each_table_once(bot: Harness) -> None:
     queued = Queued(bot)
     event.listen(bot.runtime.engine, "before_cursor_execute", count)
     try:
-        from db.session import write_lock
-
         with write_lock(bot.runtime.engine):
             for n in range(6):
                 queued.send(slash_form("/incident", f"sev1 together {n}", trigger=f"t{n}"))
@@ -115,6 +113,4 @@ def test_commands_written_together_write_each_table_once(bot: Harness) -> None:
     assert inserts.count("incident") == 6 and inserts.count("seenrequest") == 6
     assert len(bot.events("incident.declared")) == 6
     with bot.session() as s:
-        from db.models import Timer
-
         assert len(s.exec(select(Timer).where(Timer.kind.in_(["escalation", "plan_check"]))).all()) == 12  # type: ignore[attr-defined]

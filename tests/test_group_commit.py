@@ -58,7 +58,6 @@ class Queued:
         self.threads.append(thread)
         if index == 0:  # the first leads: it is waiting for the writer with nothing else queued
             wait_for(lambda: self.writes.writing and self.writes.waiting == 0)
-            time.sleep(0.05)
         else:
             wait_for(lambda: self.writes.waiting == before + 1)
         return index
@@ -269,7 +268,6 @@ def test_channel_locks_are_taken_once_per_transaction_and_again_after_a_rollback
                 threads[-1].start()
                 if i == 0:
                     wait_for(lambda: writes.writing and writes.waiting == 0)
-                    time.sleep(0.05)
                 else:
                     wait_for(lambda i=i: writes.waiting == i)  # type: ignore[misc]
         for t in threads:
