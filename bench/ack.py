@@ -1,6 +1,8 @@
 """Ack latency and throughput of a signed `/incident sev1 …` over HTTP, at 1 and 16 concurrent
 clients, beside a bare Bolt app that only acks, on the same waitress settings, in the same run,
-on SQLite and on PostgreSQL.
+on SQLite and on PostgreSQL; and beside the same bare app storing one row per request (its replay
+key, in a shared transaction, on a database of its own) before it acks: the floor of any command
+that is stored, then acked.
 
     python bench/ack.py                                  # both databases, default sizes
     python bench/ack.py --backends sqlite --total-16 2000
@@ -46,18 +48,19 @@ def acked(_: int, data: bytes) -> str | None:
 def bench_backend(kind: str, args: argparse.Namespace, workdir: Path) -> list[str]:
     rows: list[str] = []
     standin = SlackStandin().start()
-    with database(kind, workdir) as url:
+    with database(kind, workdir) as url, database(kind, workdir) as floor_url:
         bot = BotProcess(database_url=url, api_url=standin.api_url, config_path=bench_config(workdir / "bench.yaml"),
                          log_path=workdir / f"warroom-{kind}.log")
         bare = BareProcess(workdir / f"bare-{kind}.log")
+        stored = BareProcess(workdir / f"stored-{kind}.log", database_url=floor_url)
+        apps = (("bare Bolt", bare, acked), ("bare Bolt + 1 stored row", stored, acked), ("warroom", bot, declared))
         try:
-            bot.wait_ready()
-            bare.wait_ready()
-            run_load(bot.port, body_maker("warm"), clients=4, total=args.warmup, check=declared)  # type: ignore[arg-type]
-            run_load(bare.port, body_maker("warm"), clients=4, total=args.warmup, check=acked)  # type: ignore[arg-type]
+            for _, proc, check in apps:
+                proc.wait_ready()
+                run_load(proc.port, body_maker("warm"), clients=4, total=args.warmup, check=check)  # type: ignore[arg-type]
             for clients, total in ((1, args.total_1), (16, args.total_16)):
                 results: dict[str, Load] = {}
-                for name, proc, check in (("bare Bolt", bare, acked), ("warroom", bot, declared)):
+                for name, proc, check in apps:
                     cpu0 = cpu_s(proc.proc.pid)
                     results[name] = run_load(proc.port, body_maker(name), clients=clients, total=total,  # type: ignore[arg-type]
                                              check=check)
@@ -67,12 +70,13 @@ def bench_backend(kind: str, args: argparse.Namespace, workdir: Path) -> list[st
                     print(rows[-1], flush=True)
                     if results[name].failures:
                         print(f"  failures: {results[name].failures[:3]}", flush=True)
-                ratio = results["warroom"].throughput / results["bare Bolt"].throughput
-                rows.append(f"| {kind} · warroom / bare at {clients} client(s) | | | | | | {ratio:.2f}× | | |")
-                print(rows[-1], flush=True)
+                for name in ("bare Bolt + 1 stored row", "warroom"):
+                    ratio = results[name].throughput / results["bare Bolt"].throughput
+                    rows.append(f"| {kind} · {name} / bare at {clients} client(s) | | | | | | {ratio:.2f}× | | |")
+                    print(rows[-1], flush=True)
         finally:
-            bot.stop()
-            bare.stop()
+            for _, proc, _ in apps:
+                proc.stop()
             standin.stop()
     return rows
 

@@ -1,5 +1,9 @@
-"""The yardstick for bench/ack.py: a Bolt app that only acks `/incident`, with warroom's Bolt
-settings (process_before_response, a static authorize) on waitress with `serve`'s settings."""
+"""The yardsticks for bench/ack.py: a Bolt app that only acks `/incident`, with warroom's Bolt
+settings (process_before_response, a static authorize) on waitress with `serve`'s settings.
+
+With DATABASE_URL set, it first stores one row per request (the request's replay key, in
+`seen_requests`) through warroom's engine and shared transactions (db/group_commit.py), then acks:
+the least any "stored, then acked" command can cost, to set beside a real declaration."""
 
 from __future__ import annotations
 
@@ -15,6 +19,11 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler  # noqa: E402
 from slack_bolt.authorization import AuthorizeResult  # noqa: E402
 
 from bot.server import make_server  # noqa: E402
+from commands.clock import SystemClock  # noqa: E402
+from commands.context import insert_row  # noqa: E402
+from db.group_commit import GroupCommit  # noqa: E402
+from db.models import SeenRequest  # noqa: E402
+from db.session import make_engine, migrate  # noqa: E402
 
 
 def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
@@ -25,8 +34,20 @@ def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> Autho
 bolt = App(signing_secret=os.environ["SLACK_SIGNING_SECRET"], authorize=authorize, process_before_response=True)
 
 
+DATABASE_URL = os.environ.get("DATABASE_URL")
+writes: GroupCommit | None = None
+if DATABASE_URL:
+    engine = make_engine(DATABASE_URL)
+    migrate(engine)
+    writes = GroupCommit(engine, committed=lambda: None)
+clock = SystemClock()
+
+
 @bolt.command("/incident")
-def incident(ack: Ack) -> None:
+def incident(ack: Ack, body: dict[str, Any]) -> None:
+    if writes is not None:
+        key = str(body.get("trigger_id"))
+        writes.run(lambda session, undo: insert_row(session, SeenRequest, key=key, seen_at=clock.now()))
     ack(response_type="ephemeral", text="ok")
 
 

@@ -79,12 +79,16 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
 
 
 class BareProcess:
-    """bench/bare.py: a Bolt app that only acks /incident, on waitress with `serve`'s settings."""
+    """bench/bare.py: a Bolt app that only acks /incident, on waitress with `serve`'s settings; with
+    `database_url`, it stores the request's replay key (one row, shared transactions) before acking."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, database_url: str | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PORT": str(self.port), "SLACK_SIGNING_SECRET": SECRET, "PYTHONPATH": str(ROOT)}
+        env.pop("DATABASE_URL", None)
+        if database_url:
+            env["DATABASE_URL"] = database_url
         self._log = open(log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare.py")], cwd=ROOT, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
