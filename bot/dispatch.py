@@ -24,7 +24,7 @@ import commands.families  # noqa: F401  (registers the families)
 from bot.config import Config
 from bot.guard import REQUEST_KEY, Replayed
 from commands.clock import Clock
-from commands.context import Context, Result, insert_row, note_activity, record
+from commands.context import Context, Result, defer, note_activity, record
 from commands.errors import CommandError, Refused
 from commands.escape import slack_escape
 from commands.registry import ACTIONS, SLASH, VIEWS
@@ -78,8 +78,9 @@ class Dispatcher:
         now = self.clock.now()
 
         def context() -> Context:
-            if request_key is not None:  # a signed Slack request: handled at most once
-                insert_row(session, SeenRequest, key=request_key[:200], seen_at=now)
+            if request_key is not None:  # a signed Slack request: handled at most once (a second time, its
+                # key's row fails inside this command's undo block: written before it ends, or by a later read)
+                defer(session, SeenRequest, key=request_key[:200], seen_at=now)
             launch = launch_for_channel(session, self.config, channel, now)
             return Context(session=session, now=now, config=self.config, user=user, launch=launch,
                            channel=channel, message_ts=message_ts)

@@ -65,15 +65,6 @@ def insert_row(session: Session, model: type[SQLModel], **values: Any) -> int | 
     return key[0] if key else None
 
 
-def insert_object(session: Session, obj: SQLModel) -> None:
-    """Write a new model object's row with a plain INSERT (insert_row) and set its id. The object stays
-    out of the session: a read of the row later in the transaction loads it afresh."""
-    table = obj.__table__  # type: ignore[attr-defined]
-    values = {column.key: getattr(obj, column.key) for column in table.columns
-              if not (column.primary_key and getattr(obj, column.key) is None)}
-    obj.id = insert_row(session, type(obj), **values)  # type: ignore[attr-defined]
-
-
 def defer(session: Session, model: type[SQLModel], **values: Any) -> None:
     """A new row that nothing in the command points at (an audit event, an outbox message, a timer,
     activity): written with the others of its kind of the transaction in one statement, before anything

@@ -174,11 +174,14 @@ def _savepoint(session: Session) -> Undo:
 
 def _whole(session: Session) -> Undo:
     """Alone in its transaction, a unit is undone by rolling the transaction back (the session begins
-    a new one on its next statement, still inside the same turn to write): no savepoint to pay for."""
+    a new one on its next statement, still inside the same turn to write): no savepoint to pay for.
+    Its rows are written before the block ends (as in a savepoint), so a bad row fails the unit, not
+    the commit."""
     @contextlib.contextmanager
     def undo() -> Iterator[None]:
         try:
             yield
+            write_deferred(session.connection())
         except BaseException:
             session.rollback()
             raise
