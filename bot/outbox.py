@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from commands.clock import Clock
-from db.models import MessageRef, OutboxMessage, Timer
+from db.models import ChannelPace, MessageRef, OutboxMessage, Timer
 from db.session import reading, transaction
 
 log = logging.getLogger("warroom.outbox")
@@ -87,7 +87,6 @@ class Outbox:
         self.engine = engine
         self.pace_s = pace_s
         self.claim_for = claim_for
-        self._last_post: dict[str, float] = {}
         self.transport = transport
         self.clock = clock
         self.worker_id = worker_id or f"outbox-{uuid.uuid4().hex[:8]}"
@@ -172,21 +171,23 @@ class Outbox:
             self._wake.set()
 
     def _claim_heads(self, now: Any, room: int) -> list[tuple[int, bool]]:
+        """The head of each channel's queue, unless it waits (a backoff, another's claim, the channel's pace:
+        a post waits out the channel's ChannelPace, which every replica's posts set)."""
         with reading(self.engine) as session:
             heads = select(OutboxMessage.channel, func.min(OutboxMessage.id).label("id")).where(
                 OutboxMessage.status == "pending").group_by(OutboxMessage.channel).subquery()
-            rows = session.exec(select(OutboxMessage).join(heads, OutboxMessage.id == heads.c.id)).all()
-        mono = time.monotonic()
-        paced_until = mono - self.pace_s
+            rows = session.exec(
+                select(OutboxMessage, ChannelPace.not_before).join(heads, OutboxMessage.id == heads.c.id)
+                .outerjoin(ChannelPace, ChannelPace.channel == OutboxMessage.channel)).all()  # type: ignore[arg-type]
         wall = wall_clock()
+        paced = {row.id: (not_before - wall).total_seconds() for row, not_before in rows
+                 if row.method == "chat.postMessage" and not_before is not None and not_before > wall}
         # when the soonest paced channel may post again: the loop sleeps until then, not a fixed 0.25 s
-        paced = [self._last_post[r.channel] + self.pace_s - mono for r in rows if r.method == "chat.postMessage"
-                 and self._last_post.get(r.channel, 0.0) > paced_until]
-        self._next_paced_s = max(0.0, min(paced)) if paced else None
-        ready = [row for row in rows
+        self._next_paced_s = min(paced.values()) if paced else None
+        ready = [row for row, _ in rows
                  if not (row.next_attempt_at and row.next_attempt_at > now)
                  and not (row.claimed_until and row.claimed_until > wall)
-                 and not (row.method == "chat.postMessage" and self._last_post.get(row.channel, 0.0) > paced_until)]
+                 and row.id not in paced]
         ready = ready[:room]
         if not ready:
             return []
@@ -237,17 +238,17 @@ class Outbox:
         except Exception as exc:  # a bug in a transport must not kill delivery
             log.exception("transport raised")
             outcome = Outcome(ok=False, transient=type(exc).__name__, uncertain=True)
-        finally:
-            if message.method == "chat.postMessage":
-                # paced from Slack's answer, not from our request: a slow request cannot squeeze the gap
-                self._last_post[message.channel] = time.monotonic()
-        self._finish(message, outcome)
+        self._finish(message, outcome, posted=message.method == "chat.postMessage")
 
-    def _finish(self, message: OutboxMessage, outcome: Outcome) -> None:
+    def _finish(self, message: OutboxMessage, outcome: Outcome, *, posted: bool = False) -> None:
+        """Store what the attempt came to; `posted`: a chat.postMessage went out, so its channel waits
+        `pace_s` from Slack's answer (not from our request: a slow request cannot squeeze the gap)."""
         now = self.clock.now()
         failed = armed = False
         with transaction(self.engine) as session:
             row = session.exec(select(OutboxMessage).where(OutboxMessage.id == message.id).with_for_update(key_share=True)).one()
+            if posted:
+                session.merge(ChannelPace(channel=row.channel, not_before=wall_clock() + timedelta(seconds=self.pace_s)))
             row.attempts += 1
             row.claimed_until = None
             if outcome.ok:

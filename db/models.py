@@ -233,6 +233,14 @@ class MessageRef(SQLModel, table=True):
     ts: str = Field(max_length=40)
 
 
+class ChannelPace(SQLModel, table=True):
+    """When a channel may next get a chat.postMessage, on real time, for every replica's outbox: Slack
+    takes about one message a second per channel, counted across all senders."""
+
+    channel: str = Field(primary_key=True, max_length=40)
+    not_before: datetime | None = _time(nullable=False)
+
+
 class SeenRequest(SQLModel, table=True):
     """Idempotency keys: Slack event ids and retried deliveries."""
 
