@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -233,16 +234,24 @@ class Scheduler:
         # looks up the next deadline when poked (an hour is just "not by itself")
         self._scheduler.add_job(self.plan, "interval", hours=1, id="plan", max_instances=2, coalesce=True,
                                 misfire_grace_time=None)
-        self._scheduler.add_job(self._probe_pass, "interval", seconds=interval, id="probes", max_instances=1,
-                                coalesce=True, misfire_grace_time=None)
-        self._scheduler.add_job(self._edge_pass, "interval", seconds=interval, id="edge-work", max_instances=1,
-                                coalesce=True, misfire_grace_time=None)
+        # polls that may outlast their interval (a slow probe site, a slow flag webhook): see _poll
+        for job_id, work in (("probes", self.probes.run_once), ("edge-work", lambda: run_rollback_webhooks(dispatcher))):
+            self._scheduler.add_job(self._poll, "interval", args=(threading.Lock(), work, job_id), seconds=interval,
+                                    id=job_id, max_instances=2, coalesce=True, misfire_grace_time=None)
 
-    def _edge_pass(self) -> None:
+    @staticmethod
+    def _poll(running: threading.Lock, work: Callable[[], Any], what: str) -> None:
+        """One turn of a poll. A turn that finds the previous one still running returns at once (left to
+        APScheduler, each skipped turn would be logged as a warning); a failure (a database blip) is
+        logged and the next turn tries again."""
+        if not running.acquire(blocking=False):
+            return
         try:
-            run_rollback_webhooks(self.dispatcher)
+            work()
         except Exception:
-            log.exception("edge work failed")
+            log.exception("poll failed", extra={"job": what})
+        finally:
+            running.release()
 
     def _pass(self) -> None:
         with self._plan_lock:
@@ -265,12 +274,6 @@ class Scheduler:
             self.plan()
         except Exception:
             log.exception("planning the next pass failed")
-
-    def _probe_pass(self) -> None:
-        try:
-            self.probes.run_once()
-        except Exception:  # a database blip must not stop the probes for good
-            log.exception("probe pass failed")
 
     # -- waking at the next deadline ---------------------------------------------------
     def plan(self) -> datetime | None:

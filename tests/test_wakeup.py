@@ -12,6 +12,7 @@ import pytest
 
 from bot.config import parse_config
 from bot.dispatch import Dispatcher
+from bot.probes import ProbeLoop
 from bot.scheduler import Scheduler
 from commands.clock import FastClock, ManualClock
 from db.models import Timer
@@ -115,3 +116,34 @@ def test_the_rehearsal_clock_maps_deadlines_to_real_time(bot: Harness) -> None:
         assert 1.5 < seconds_until(when) < 2.05  # two launch minutes: two real seconds
     finally:
         scheduler.stop()
+
+
+def test_a_poll_that_outlasts_its_interval_is_not_run_twice_at_once_nor_logged(
+        standin: SlackStandin, database_url: str, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe poll runs every 0.05 s here and one turn takes 0.3 s (a slow probe site): turns that
+    come meanwhile return at once, nothing overlaps, and APScheduler logs no skipped run."""
+    running: list[int] = []
+    overlaps: list[int] = []
+    turns: list[float] = []
+
+    def slow_probe_pass() -> None:
+        if running:
+            overlaps.append(1)
+        running.append(1)
+        turns.append(time.monotonic())
+        time.sleep(0.3)
+        running.pop()
+
+    monkeypatch.setattr(ProbeLoop, "run_once", lambda self: slow_probe_pass())
+    h = Harness(standin, database_url, parse_config(TEST_CONFIG), ManualClock(START), scheduler_interval=0.05)
+    caplog.set_level("WARNING", logger="apscheduler")
+    h.runtime.scheduler.start()
+    try:
+        wait_for("three slow turns", lambda: len(turns) >= 3, 5)
+    finally:
+        h.runtime.scheduler.stop()
+        h.close()
+    assert not overlaps
+    assert all(b - a >= 0.3 for a, b in zip(turns, turns[1:], strict=False)), turns
+    assert not [r for r in caplog.records if "maximum number of running instances" in r.getMessage()]
