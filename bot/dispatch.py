@@ -1,11 +1,11 @@
 """The one way in: every edge (Slack, shell, rehearsal, scheduler) runs commands through here.
 
-A command runs in a transaction with the launch, the acting user and `now`. Commands
-that arrive while another is being written share the next transaction (db/group_commit.py;
-if one of them fails there, they run again, each in a savepoint): a CommandError undoes that
-command alone (nothing stored, nothing posted) and becomes the actor's ephemeral reply; a
-refusal (wrong role) is also written to the audit trail; nothing is acked before its
-transaction has committed.
+A command runs in a transaction with the launch, the acting user and `now`. Commands that arrive
+while another is being written share the next transaction (db/group_commit.py: one that fails its
+checks is dropped in place; one that fails after writing makes them run again, each in a savepoint).
+A CommandError undoes that command alone (nothing stored, nothing posted) and becomes the actor's
+ephemeral reply; a refusal (wrong role) is also written to the audit trail; nothing is acked before
+its transaction has committed.
 """
 
 from __future__ import annotations
@@ -78,23 +78,30 @@ class Dispatcher:
         now = self.clock.now()
 
         def context() -> Context:
-            if request_key is not None:  # a signed Slack request: handled at most once (a second time, its
-                # key's row fails inside this command's undo block: written before it ends, or by a later read)
-                defer(session, SeenRequest, key=request_key[:200], seen_at=now)
             launch = launch_for_channel(session, self.config, channel, now)
             return Context(session=session, now=now, config=self.config, user=user, launch=launch,
                            channel=channel, message_ts=message_ts)
+
+        def seen() -> None:
+            """A signed Slack request is handled at most once: its key is kept with the command's other rows,
+            last (a command that fails its checks has then written nothing: db/group_commit.py undoes it in
+            place). A second time, the key's row fails inside this command's undo block."""
+            if request_key is not None:
+                defer(session, SeenRequest, key=request_key[:200], seen_at=now)
 
         try:
             try:
                 with undo():
                     ctx = context()
                     result = fn(ctx)
+                    seen()
                     note_activity(ctx)
                 return result
             except Refused as refusal:  # nothing of the command is kept but the refusal, on the audit trail
                 with undo():
-                    record(context(), "command.refused", command=refusal.command, reason=refusal.message,
+                    ctx = context()
+                    seen()
+                    record(ctx, "command.refused", command=refusal.command, reason=refusal.message,
                            attempted=what[:500])
                 return Result(reply=defang(refusal.reply))
         except CommandError as error:

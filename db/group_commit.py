@@ -10,10 +10,12 @@ with one caller a transaction holds one unit, exactly as before.
 
 Several units are first tried trusting: no savepoints, so the rows they defer (audit events,
 messages, timers) are written at commit, one statement per table for all of them (db/deferred.py).
-If any unit fails there, that transaction is rolled back unseen and the batch runs again with a
-SAVEPOINT per unit: a unit that fails is undone alone, the others keep theirs. A failed unit costs
-its batch one rerun. So a unit's work writes only inside `undo()` blocks, and does nothing outside
-the database (it may run twice).
+A unit that fails there before it sent any write (a typo, a refusal: commands check before they
+write) is undone in place: the rows it kept are dropped, and the others go on. If a unit fails after
+it wrote, that transaction is rolled back unseen and the batch runs again with a SAVEPOINT per unit:
+a unit that fails is undone alone, the others keep theirs; that costs its batch one rerun. So a
+unit's work writes only inside `undo()` blocks, and does nothing outside the database (it may run
+twice).
 
 If the commit itself fails (a dropped connection, a serialization failure), every unit of the
 transaction gets that error, and its caller decides whether to try again; nothing of it is stored.
@@ -28,9 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from db.deferred import write_deferred
+from db.deferred import close_block, drop_block, open_block, write_deferred
 from db.session import forget_reads, transaction
 
 MAX_UNITS = 32  # per transaction: bounds how long the last unit of a transaction waits for its commit
@@ -122,7 +125,7 @@ class GroupCommit:
         """One transaction for the batch. False when a unit failed in a trusting one (nothing stored)."""
         try:
             with transaction(self.engine) as session:
-                undo = _trusting if trusting else _whole(session) if len(batch) == 1 else _savepoint(session)
+                undo = _trusting(session) if trusting else _whole(session) if len(batch) == 1 else _savepoint(session)
                 for unit in batch:
                     try:
                         unit.result, unit.error = unit.work(session, undo), None
@@ -151,12 +154,34 @@ class _Undone(BaseException):
     error becoming a reply) do not catch it; the whole transaction is rolled back and run again."""
 
 
-@contextlib.contextmanager
-def _trusting() -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        raise _Undone() from exc
+def _trusting(session: Session) -> Undo:
+    """No savepoint. A block that raises before it sent any write, with no change to the session's
+    objects waiting to be flushed, is undone by dropping the rows it kept (db/deferred.py) and its error
+    goes to its unit; one that raises after a write (or with a database error: the transaction may be
+    unusable) makes the whole transaction roll back and run again with savepoints."""
+    @contextlib.contextmanager
+    def undo() -> Iterator[None]:
+        _flush_changes(session)  # what earlier units changed is theirs, not this block's
+        connection = session.connection()
+        open_block(connection)
+        try:
+            yield
+        except Exception as exc:
+            if isinstance(exc, SQLAlchemyError) or _changes_waiting(session) or not drop_block(connection):
+                raise _Undone() from exc
+            raise
+        finally:
+            close_block(connection)
+    return undo
+
+
+def _changes_waiting(session: Session) -> bool:
+    return bool(session.new or session.dirty or session.deleted)
+
+
+def _flush_changes(session: Session) -> None:
+    if _changes_waiting(session):
+        session.flush()
 
 
 def _savepoint(session: Session) -> Undo:

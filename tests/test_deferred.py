@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from commands.context import defer, insert_row
+from db.deferred import drop_block, open_block
 from db.models import AuditEvent, Launch, Timer
 from db.session import make_engine, migrate, reading, transaction, write_lock
 from tests.harness import Harness
@@ -110,9 +111,36 @@ def test_commands_written_together_write_each_table_once(bot: Harness) -> None:
     # the leader alone (one statement per table), then the five others together (one per table)
     for table in ("auditevent", "outboxmessage", "timer", "activity"):
         assert inserts.count(table) == 2, (table, inserts)
-    # request keys are deferred too: the leader's; the batch's first, written before the batch's first read
-    # (the launch); the four others together at commit
-    assert inserts.count("incident") == 6 and inserts.count("seenrequest") == 3
+    # request keys are kept too, each written last in its command: the leader's, then the five others' together
+    assert inserts.count("incident") == 6 and inserts.count("seenrequest") == 2
     assert len(bot.events("incident.declared")) == 6
     with bot.session() as s:
         assert len(s.exec(select(Timer).where(Timer.kind.in_(["escalation", "plan_check"]))).all()) == 12  # type: ignore[attr-defined]
+
+
+def test_a_block_is_dropped_only_while_nothing_of_it_reached_the_database(engine: Engine) -> None:
+    """open_block / drop_block (a unit of a shared transaction that fails its checks): its kept rows are
+    dropped if it sent no write and none of its rows were written before a read."""
+    with transaction(engine) as session:
+        launch_id = session.exec(select(Launch.id)).one()
+        connection = session.connection()
+
+        def keep(kind: str) -> None:
+            defer(session, AuditEvent, launch_id=launch_id, kind=kind, actor="U0A", ts=NOW, payload={})
+
+        keep("kept before")
+        open_block(connection)
+        session.exec(select(Launch.id)).one()  # a read: writes the rows kept before the block, none of its own
+        keep("dropped")
+        assert drop_block(connection)
+
+        open_block(connection)
+        keep("written by a read")
+        session.exec(select(Launch.id)).one()
+        assert not drop_block(connection)
+
+        open_block(connection)
+        insert_row(session, AuditEvent, launch_id=launch_id, kind="sent at once", actor="U0A", ts=NOW, payload={})
+        keep("after a write")
+        assert not drop_block(connection)
+    assert kinds(engine) == ["kept before", "written by a read", "sent at once", "after a write"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -174,6 +175,40 @@ def test_a_command_that_fails_is_undone_alone(bot: Harness, monkeypatch: pytest.
     assert len(kinds) == 2
 
 
+def test_a_typo_or_a_refusal_is_undone_in_place_without_running_the_others_again(bot: Harness) -> None:
+    """Commands check before they write: a malformed or refused one fails before any write, so the shared
+    transaction drops what it kept and goes on; the others are written once (no second run, no savepoint)."""
+    assert "Declared INC-1" in bot.slash("/incident", "sev2 search is slow").json()["text"]
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        statements.append(statement.split("(")[0].strip())
+
+    queued = Queued(bot)
+    transactions = bot.runtime.dispatcher.writes.transactions
+    event.listen(bot.runtime.engine, "before_cursor_execute", seen)
+    try:
+        with write_lock(bot.runtime.engine):
+            queued.send(slash_form("/incident", "sev3 leads alone", trigger="a"))
+            first = queued.send(slash_form("/incident", "sev1 checkout 500s", trigger="b"))
+            malformed = queued.send(slash_form("/incident", "ack", trigger="c"))
+            refused = queued.send(slash_form("/incident", "resolve INC-1", user="U0CX", trigger="d"))
+            last = queued.send(slash_form("/incident", "sev2 payments slow", trigger="e"))
+        responses = queued.finish()
+    finally:
+        event.remove(bot.runtime.engine, "before_cursor_execute", seen)
+    assert bot.runtime.dispatcher.writes.transactions == transactions + 2
+    assert "Declared INC-3" in responses[first].text and "Declared INC-4" in responses[last].text
+    assert "needs an incident id" in responses[malformed].text
+    assert "Only the owner of INC-1" in responses[refused].text
+    assert not [s for s in statements if "SAVEPOINT" in s.upper()]  # never run again one by one
+    assert statements.count("INSERT INTO incident") == 3  # each declaration written once
+    assert len(bot.events("command.refused")) == 1  # the refusal is on the audit trail
+    with bot.session() as s:
+        keys = {k.key for k in s.exec(select(SeenRequest)).all()}
+    assert not any("trigger.c" in k for k in keys)  # the typo's request left nothing behind
+
+
 # -- GroupCommit on its own ------------------------------------------------------------------------
 
 @pytest.fixture
@@ -252,7 +287,8 @@ def test_channel_locks_are_taken_once_per_transaction_and_again_after_a_rollback
             try:
                 with undo():
                     hold_channel(session.connection(), "C0WARROOM")
-                    if fails:
+                    if fails:  # after a write: the transaction runs again, each unit in a savepoint
+                        session.connection().execute(text("INSERT INTO note (id, body) VALUES (99, 'doomed')"))
                         raise ValueError("undone")
                 outcome.append(len(locks))
             except ValueError:
@@ -305,3 +341,31 @@ def test_a_row_that_fails_only_at_commit_fails_its_own_command_alone(engine: Any
     assert [type(o).__name__ if isinstance(o, Exception) else o for o in outcomes] == \
         [0, 1, "IntegrityError", 3, 4]  # body is NOT NULL
     assert sorted(notes(engine)) == ["n0", "n1", "n3", "n4"]
+
+
+def test_a_unit_that_changed_an_object_then_failed_is_undone_alone(engine: Any) -> None:
+    """Trusting, a unit that changed a loaded object and then raised has something the session would
+    flush: the transaction runs again with savepoints, and only that unit's change is undone."""
+    from db.models import Launch
+
+    with Session(engine) as s:
+        s.add(Launch(name="before", war_room="C0GC", created_at=datetime.now(UTC)))
+        s.commit()
+    writes = GroupCommit(engine)
+
+    def unit(n: int) -> Callable[[Session, Undo], int]:
+        def run(session: Session, undo: Undo) -> int:
+            with undo():
+                if n == 1:
+                    launch = session.exec(select(Launch).where(Launch.war_room == "C0GC")).one()
+                    launch.name = "changed by a unit that fails"
+                    raise ValueError("after changing the launch")
+                session.connection().execute(text("INSERT INTO note (id, body) VALUES (:n, :b)"), {"n": n, "b": f"n{n}"})
+            return n
+        return run
+
+    outcomes = run_together(engine, writes, [unit(n) for n in range(3)])
+    assert [type(o).__name__ if isinstance(o, Exception) else o for o in outcomes] == [0, "ValueError", 2]
+    with Session(engine) as s:
+        assert s.exec(select(Launch.name).where(Launch.war_room == "C0GC")).one() == "before"
+    assert notes(engine) == ["n0", "n2"]
