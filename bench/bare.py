@@ -2,8 +2,9 @@
 settings (process_before_response, a static authorize) on waitress with `serve`'s settings.
 
 With DATABASE_URL set, it first stores one row per request (the request's replay key, in
-`seen_requests`) through warroom's engine and shared transactions (db/group_commit.py), then acks:
-the least any "stored, then acked" command can cost, to set beside a real declaration."""
+`seen_requests`, kept and written once per shared transaction as warroom keeps its keys) through
+warroom's engine and shared transactions (db/group_commit.py), then acks: the least any "stored,
+then acked" command can cost, to set beside a real declaration."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from slack_bolt import Ack, App  # noqa: E402
 from slack_bolt.adapter.wsgi import SlackRequestHandler  # noqa: E402
 from slack_bolt.authorization import AuthorizeResult  # noqa: E402
+from sqlmodel import Session  # noqa: E402
 
 from bot.server import make_server  # noqa: E402
 from commands.clock import SystemClock  # noqa: E402
-from commands.context import insert_row  # noqa: E402
-from db.group_commit import GroupCommit  # noqa: E402
+from commands.context import defer  # noqa: E402
+from db.group_commit import GroupCommit, Undo  # noqa: E402
 from db.models import SeenRequest  # noqa: E402
 from db.session import make_engine, migrate  # noqa: E402
 
@@ -43,11 +45,17 @@ if DATABASE_URL:
 clock = SystemClock()
 
 
+def store_key(session: Session, undo: Undo, key: str) -> None:
+    """As warroom keeps a request's key: deferred, so a shared transaction writes all of them at once."""
+    with undo():
+        defer(session, SeenRequest, key=key, seen_at=clock.now())
+
+
 @bolt.command("/incident")
 def incident(ack: Ack, body: dict[str, Any]) -> None:
     if writes is not None:
         key = str(body.get("trigger_id"))
-        writes.run(lambda session, undo: insert_row(session, SeenRequest, key=key, seen_at=clock.now()))
+        writes.run(lambda session, undo: store_key(session, undo, key))
     ack(response_type="ephemeral", text="ok")
 
 
