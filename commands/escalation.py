@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlmodel import select
 
 from bot.config import NEXT_CHECKPOINT
-from commands.context import Context, held_roles, insert_row, post, record
+from commands.context import Context, held_roles, insert_row, post, record, role_holder
 from commands.incident import incident_ref
 from commands.registry import timer
 from db.models import Incident, Timer
@@ -37,15 +37,10 @@ class Target:
     skipped: list[str] = field(default_factory=list)
 
 
-def holders(ctx: Context) -> dict[str, str | None]:
-    """Who holds each role of the launch (read once per transaction, for every launch of a scheduler pass)."""
-    assert ctx.launch.id is not None
-    return held_roles(ctx.session, ctx.launch.id)
-
-
 def escalation_target(ctx: Context, chain: tuple[str, ...], level: int) -> Target:
     """The first role at or after `level` that has a holder; past the end, the chain's last held role."""
-    held = holders(ctx)
+    assert ctx.launch.id is not None
+    held = held_roles(ctx.session, ctx.launch.id)  # read once per transaction, for every launch of a pass
     skipped: list[str] = []
     for index in range(max(level, 0), len(chain)):
         holder = held.get(chain[index])
@@ -141,7 +136,7 @@ def plan_check_due(ctx: Context, due: Timer) -> None:
         return
     if incident.last_update_at is not None:
         return
-    commander = holders(ctx).get("commander")
+    commander = role_holder(ctx.session, ctx.launch.id, "commander")
     post(ctx, ctx.launch.war_room, "plan_check", kind="incident.plan_check", incident=incident,
          severity=ctx.config.severity(incident.severity), commander=commander,
          open_for=ctx.now - incident.declared_at)

@@ -40,6 +40,7 @@ T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
 _WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, WriteLock] = weakref.WeakKeyDictionary()
+_HELD_CHANNELS = "warroom.held_channels"  # connection.info: the channel locks held, level by level (hold_channel)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -194,9 +195,6 @@ def hold_channel(connection: Connection, channel: str) -> None:
     connection.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"), {"space": CHANNEL_LOCK_SPACE, "key": key},
                        execution_options={READS_NO_TABLE: True})
     held[-1].add(channel)
-
-
-_HELD_CHANNELS = "warroom.held_channels"
 
 
 def write_lock(engine: Engine) -> Any:
