@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from bot import logs
-from bot.config import ConfigError, Env, load_config
+from bot.config import Env
+from commands.config import ConfigError, load_config
 
 
 def main(argv: list[str] | None = None) -> int:

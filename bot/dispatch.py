@@ -21,9 +21,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 import commands.families  # noqa: F401  (registers the families)
-from bot.config import Config
 from bot.guard import REQUEST_KEY, Replayed
 from commands.clock import Clock
+from commands.config import Config
 from commands.context import Context, Result, defer, note_activity, record
 from commands.errors import CommandError, Refused
 from commands.escape import slack_escape

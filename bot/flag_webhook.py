@@ -18,8 +18,8 @@ from datetime import timedelta
 import httpx
 from sqlmodel import Session, select
 
-from bot.config import Webhook
 from bot.dispatch import Dispatcher
+from commands.config import Webhook
 from commands.rollback import WEBHOOK_KIND, WebhookOutcome, claim_webhook, record_webhook_outcome
 from db.models import Timer
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
-from bot.config import Probe
 from bot.dispatch import Dispatcher
+from commands.config import Probe
 from commands.probes import ProbeOutcome, claim_due_checks, next_check_at, record_results
 
 log = logging.getLogger("warroom.probes")

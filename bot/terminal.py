@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.config import Config
 from bot.outbox import Outcome
+from commands.config import Config
 from db.models import OutboxMessage
 
 _TOKEN = re.compile(r"<([^<>]*)>")

@@ -22,9 +22,9 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup
 from sqlmodel import select
 
-from bot.config import NEXT_CHECKPOINT, SEVERITY_KEYS
 from commands.authority import locked_launch
 from commands.clicks import clicked_id
+from commands.config import NEXT_CHECKPOINT, SEVERITY_KEYS
 from commands.context import Context, Result, post, record, role_holder
 from commands.decision import decisions_after, last_decision_id, log_decision
 from commands.errors import CommandError

@@ -13,7 +13,7 @@ from markupsafe import Markup
 from sqlalchemy import Insert
 from sqlmodel import Session, SQLModel, select
 
-from bot.config import Config
+from commands.config import Config
 from commands.render import TEMPLATES, render, render_blocks
 from db.deferred import defer_row
 from db.models import Activity, AuditEvent, Launch, OutboxMessage, RoleAssignment

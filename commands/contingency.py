@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 
-from bot.config import Contingency
+from commands.config import Contingency
 from commands.context import Context, Result, role_holder
 from commands.errors import CommandError
 from commands.registry import slash

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import select
 
-from bot.config import NEXT_CHECKPOINT
+from commands.config import NEXT_CHECKPOINT
 from commands.context import Context, held_roles, insert_row, post, record, role_holder
 from commands.incident import incident_ref
 from commands.registry import timer

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from sqlmodel import select
 
-from bot.config import Config
 from commands.authority import locked_launch
 from commands.clicks import clicked_id
+from commands.config import Config
 from commands.context import Context, Result, post, record, role_holder
 from commands.decision import log_decision
 from commands.errors import CommandError

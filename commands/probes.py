@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import select
 
-from bot.config import Probe
 from commands.authority import locked_launch
+from commands.config import Probe
 from commands.context import Context, Result, post, record
 from commands.errors import CommandError
 from commands.heartbeat import latest_result

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from bot.config import Config
+from commands.config import Config
 from commands.context import roster
 from commands.files import render_file
 from db.models import (

@@ -17,8 +17,8 @@ import re
 
 from sqlmodel import select
 
-from bot.config import STANDARD_ROLES
 from commands.authority import locked_launch
+from commands.config import STANDARD_ROLES
 from commands.context import Context, Result, post, record, role_holder, roles_changed, roster
 from commands.errors import CommandError, Refused
 from commands.parse import parse_user

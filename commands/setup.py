@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from bot.config import Config
+from commands.config import Config
 from db.models import Launch, RoleAssignment, Timer
 from db.session import forget_reads, read_once
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.config import Config, parse_config
 from commands.clock import ManualClock
+from commands.config import Config, parse_config
 from tests.harness import Harness
 from tests.standin import SlackStandin
 

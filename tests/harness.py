@@ -20,10 +20,11 @@ from sqlmodel import Session, select
 from waitress import wasyncore
 from waitress.server import create_server
 
-from bot.config import Config, Env
+from bot.config import Env
 from bot.scheduler import run_due
 from bot.wsgi import WarroomApp, create_app
 from commands.clock import ManualClock
+from commands.config import Config
 from db.models import AuditEvent, Incident, OutboxMessage
 from tests.standin import SlackStandin
 

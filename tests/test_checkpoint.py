@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.config import Config, parse_config
+from commands.config import Config, parse_config
 from db.models import Checkpoint, ProbeResult, Rollback
 from tests.conftest import TEST_CONFIG
 from tests.console_helpers import (

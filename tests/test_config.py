@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import NEXT_CHECKPOINT, ConfigError, Env, load_config, offset_of, parse_config
+from bot.config import Env
+from commands.config import NEXT_CHECKPOINT, ConfigError, load_config, offset_of, parse_config
 from commands.parse import format_duration, parse_duration
 from tests.processes import ROOT
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from bot.config import parse_config
 from commands.clock import ManualClock
+from commands.config import parse_config
 from commands.escalation import escalate_waiting_for_checkpoint
 from db.models import Incident
 from tests.clockwork import channel_posts, live_timers, pings, race, set_role, texts, thread_posts, timers

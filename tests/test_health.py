@@ -12,8 +12,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bot.config import Config
 from commands.clock import ManualClock
+from commands.config import Config
 from tests.conftest import PG_ADMIN
 from tests.faults import queue, requires_postgres, settle
 from tests.harness import Harness

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.config import parse_config
 from commands.clock import ManualClock
+from commands.config import parse_config
 from db.models import ProbeResult
 from tests.clockwork import live_timers, race, set_role, texts
 from tests.conftest import START, TEST_CONFIG

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.config import parse_config
 from commands.clock import ManualClock
+from commands.config import parse_config
 from tests.conftest import TEST_CONFIG
 from tests.console_helpers import (
     COMMANDER,

@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot.config import Config, parse_config
 from bot.flag_webhook import lease_for, run_rollback_webhooks
 from bot.scheduler import run_due
+from commands.config import Config, parse_config
 from commands.rollback import claim_webhook
 from db.models import Rollback, Timer
 from tests.conftest import TEST_CONFIG

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot.config import parse_config
 from commands.clock import ManualClock
+from commands.config import parse_config
 from tests.clockwork import channel_posts, live_timers, race, set_role, texts, timers
 from tests.conftest import START, TEST_CONFIG
 from tests.harness import Harness

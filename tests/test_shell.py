@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Env, load_config
+from bot.config import Env
 from bot.shell import run_shell
 from bot.terminal import Console, ShellTransport, terminal_text
+from commands.config import load_config
 from commands.registry import TIMERS
 from db.models import OutboxMessage
 
