@@ -7,7 +7,6 @@ import http.client
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -25,8 +24,8 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.harness import SECRET, sign  # noqa: E402
-from tests.processes import BotProcess, free_port  # noqa: E402
+from tests.harness import sign  # noqa: E402
+from tests.processes import BotProcess  # noqa: E402
 
 PG_ADMIN = os.environ.get("WARROOM_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -76,39 +75,6 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
             conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
-
-
-class BareProcess:
-    """bench/bare.py: a Bolt app that only acks /incident, on waitress with `serve`'s settings; with
-    `database_url`, it stores the request's replay key (one row, shared transactions) before acking."""
-
-    def __init__(self, log_path: Path, database_url: str | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PORT": str(self.port), "SLACK_SIGNING_SECRET": SECRET, "PYTHONPATH": str(ROOT)}
-        env.pop("DATABASE_URL", None)
-        if database_url:
-            env["DATABASE_URL"] = database_url
-        self._log = open(log_path, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare.py")], cwd=ROOT, env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("bare app did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self._log.close()
 
 
 def cpu_s(pid: int) -> float:
@@ -207,5 +173,5 @@ def run_load(port: int, make_body: Callable[[int, int], tuple[str, str]], *, cli
     return load
 
 
-__all__ = ["BotProcess", "BareProcess", "Load", "run_load", "database", "bench_config", "machine", "rss_kb", "cpu_s",
+__all__ = ["BotProcess", "Load", "run_load", "database", "bench_config", "machine", "rss_kb", "cpu_s",
            "Any"]

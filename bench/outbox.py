@@ -23,9 +23,9 @@ from common import database, machine
 from sqlalchemy import func
 from sqlmodel import select
 
+from bot.clock import SystemClock
 from bot.outbox import Outbox
 from bot.transport import SlackTransport, make_client
-from commands.clock import SystemClock
 from commands.config import parse_config
 from commands.setup import ensure_launch
 from db.models import OutboxMessage

@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import delete, update  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
+from bot.clock import SystemClock  # noqa: E402
 from bot.dispatch import Dispatcher  # noqa: E402
 from bot.outbox import Outbox, Outcome  # noqa: E402
 from bot.runtime import freeze_heap, wire  # noqa: E402
 from bot.scheduler import Scheduler, run_due  # noqa: E402
-from commands.clock import SystemClock  # noqa: E402
 from commands.config import parse_config  # noqa: E402
 from db.models import Incident, Launch, OutboxMessage, RoleAssignment, Timer  # noqa: E402
 from db.session import make_engine, migrate, transaction  # noqa: E402

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from bot.clock import SystemClock
 from bot.config import Env
 from bot.logs import Redactor
-from commands.clock import SystemClock
 from commands.config import load_config
 from commands.context import Context
 from commands.export import export_text

@@ -26,7 +26,7 @@ from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from commands.clock import Clock
+from bot.clock import Clock
 from db.models import ChannelPace, MessageRef, OutboxMessage, Timer
 from db.session import reading, transaction
 

@@ -26,11 +26,11 @@ from typing import Any, TextIO
 
 from sqlmodel import Session, select
 
+from bot.clock import FastClock
 from bot.config import Env
 from bot.outbox import Transport
 from bot.runtime import Runtime, build_runtime
 from bot.terminal import Console, ShellTransport, indent, terminal_text
-from commands.clock import FastClock
 from commands.config import Config, Probe, load_config, offset_of
 from commands.context import Context, Result, role_holder
 from commands.export import export_text

@@ -11,11 +11,11 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from bot.clock import Clock, SystemClock
 from bot.config import Env
 from bot.dispatch import Dispatcher
 from bot.outbox import Outbox, Transport
 from bot.scheduler import Scheduler
-from commands.clock import Clock, SystemClock
 from commands.config import Config, load_config
 from commands.setup import ensure_launch
 from db.session import make_engine, migrate, transaction

@@ -1,30 +1,19 @@
 """Waking up for due work. The database says what is due; APScheduler only wakes us.
 
-Every deadline is a Timer row. A pass reads the due ones and works through them in
-chunks, one transaction per chunk (up to CHUNK timers, CHUNK_S seconds). The chunk's
-timers, their launches and the rows they are about (an escalation's incident, locked)
-are loaded with one query each (the timers on PostgreSQL `FOR UPDATE SKIP LOCKED`: rows
-another replica is working on are left to it, not waited for). Each timer
-is then claimed when its turn comes (`UPDATE timer SET done_at = now WHERE id = … AND
-done_at IS NULL`), its handler runs inside a SAVEPOINT, and the chunk commits once.
-Claiming one by one keeps what a handler sees the same as in a transaction of its own:
-the timers after it are still pending (the missed-marks summary claims its sibling
-marks itself, and those are then skipped). A crash rolls back claims and work
-together; a second replica's claim matches no row. What fell due while the bot was
-down is done at the next pass.
+Every deadline is a Timer row. A pass reads the due ones and runs each in a transaction of its
+own: the timer is claimed (`UPDATE timer SET done_at = now WHERE id = … AND done_at IS NULL`; a
+second replica's claim matches no row, and on PostgreSQL a timer another replica has locked is
+skipped), the row it is about (an escalation's incident) is locked, and its handler runs in a
+savepoint. A handler that raises is rolled back alone: its timer stays claimed and is marked
+failed (payload `failed`, audit event `timer.failed`, an ERROR log line), since a handler that
+failed on this data would fail again. A database error (`OperationalError`: a deadlock, a dropped
+connection) may pass: the claim is released for a later pass, at most MAX_ATTEMPTS times in all.
+What fell due while the bot was down is done at the next pass.
 
-A handler that raises is rolled back alone (its savepoint, in the chunk's second run); the others
-commit with the chunk. Its timer stays claimed and is marked failed (payload `failed`, audit event
-`timer.failed`, an ERROR log line): a handler that failed on this data would fail again,
-and retrying it every pass would page nobody and fill the log. The exception is a
-database error (`OperationalError`: a deadlock, a serialization failure, a dropped
-connection), which may pass: the claim is released and the timer retried by a later
-pass, at most MAX_ATTEMPTS times in all.
-
-The pass runs when the next deadline falls due, not on the next poll: after each pass,
-at start-up, and when this process commits something that may create or arm a timer
-(`poke`), the earliest pending deadline is looked up and the pass brought forward to
-it. The poll every `interval` seconds stays, for what other replicas create.
+The pass runs when the next deadline falls due, not on the next poll: after each pass, at
+start-up, and when this process commits something that may create or arm a timer (`poke`), the
+earliest pending deadline is looked up and the pass brought forward to it. The poll every
+`interval` seconds stays, for what other replicas create.
 """
 
 from __future__ import annotations
@@ -37,25 +26,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import update
-from sqlalchemy.engine import Connection
+from sqlalchemy import delete, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import select
 
 from bot.dispatch import Dispatcher
 from bot.flag_webhook import run_rollback_webhooks
 from bot.probes import ProbeLoop
-from commands.context import CHUNK_LAUNCHES, Context, record
+from commands.context import Context, record
 from commands.registry import TIMER_SUBJECTS, TIMERS
-from db.deferred import write_deferred
-from db.models import Launch, Timer
-from db.session import reading, write_lock
+from db.models import Launch, SeenRequest, Timer
+from db.session import reading, transaction
 
 log = logging.getLogger("warroom.scheduler")
 BATCH = 500  # due timers read by one pass
-CHUNK = 25  # timers claimed and committed together
-CHUNK_S = 0.1  # a chunk starts no new handler after this long: commands wait on the write lock at most about this
+SEEN_KEPT = timedelta(hours=1)
 MAX_ATTEMPTS = 3  # a timer whose handler hit a database error is retried until it has been tried this often
 POKE_GAP_S = 0.5  # commits that poke the scheduler look up the next deadline at most this often: each lookup
 # costs the commands around it (at 0.05 s, a burst of declarations lost a third of its throughput to them), and
@@ -66,135 +51,65 @@ EDGE_KINDS = frozenset({"rollback_webhook", "probe"})  # probe: bot/probes.py
 TIMER = Timer.__table__  # type: ignore[attr-defined]
 
 
-def due_timers(dispatcher: Dispatcher, now: datetime) -> list[tuple[int, int]]:
-    """(timer id, launch id) of what is due, soonest first."""
+def due_timers(dispatcher: Dispatcher, now: datetime) -> list[int]:
+    """Ids of what is due, soonest first."""
     with reading(dispatcher.engine) as session:
-        rows = session.exec(
-            select(Timer.id, Timer.launch_id).where(Timer.done_at.is_(None), Timer.due_at <= now,  # type: ignore[union-attr]
-                                                    Timer.kind.not_in(EDGE_KINDS))  # type: ignore[attr-defined]
+        return list(session.exec(
+            select(Timer.id).where(Timer.done_at.is_(None), Timer.due_at <= now,  # type: ignore[union-attr]
+                                   Timer.kind.not_in(EDGE_KINDS))  # type: ignore[attr-defined]
             .order_by(Timer.due_at, Timer.id).limit(BATCH)  # type: ignore[arg-type]
-        ).all()
-        session.rollback()
-    return [(r[0], r[1]) for r in rows]
+        ).all())
 
 
 def earliest_due(dispatcher: Dispatcher) -> datetime | None:
     """The soonest pending deadline of the work run_due does (ix_timer_due: done_at, due_at)."""
     with reading(dispatcher.engine) as session:
-        due = session.exec(
+        return session.exec(
             select(Timer.due_at).where(Timer.done_at.is_(None), Timer.due_at.is_not(None),  # type: ignore[union-attr]
                                        Timer.kind.not_in(EDGE_KINDS))  # type: ignore[attr-defined]
             .order_by(Timer.due_at).limit(1)  # type: ignore[arg-type]
         ).first()
-        session.rollback()
-    return due
 
 
 def run_due(dispatcher: Dispatcher) -> int:
-    """One pass over due work. Returns how many timers this process claimed and ran.
-
-    The pass keeps one connection for all its chunks and lets go of the write lock
-    between them, so a command waiting for it runs before the next chunk.
-    """
-    due = due_timers(dispatcher, dispatcher.clock.now())
-    done = 0
-    with dispatcher.engine.connect() as connection:
-        while due:
-            chunk, due = due[:CHUNK], due[CHUNK:]
-            try:
-                try:
-                    ran, left = _run_chunk(dispatcher, connection, chunk, trusting=True)
-                except Exception:  # a handler (or the chunk's commit) failed: again, each handler in a savepoint
-                    if connection.in_transaction():
-                        connection.rollback()
-                    ran, left = _run_chunk(dispatcher, connection, chunk, trusting=False)
-            except Exception:  # the database failed under the chunk: it is rolled back, the next pass retries
-                log.exception("timer chunk failed", extra={"timer_ids": [t for t, _ in chunk]})
-                if connection.in_transaction():
-                    connection.rollback()
-                break
-            done += ran
-            due = left + due
-            dispatcher.on_commit()
-            time.sleep(0)  # let a thread woken by the released write lock take it
-    return done
+    """One pass over due work. Returns how many timers this process claimed and ran."""
+    ran = 0
+    for timer_id in due_timers(dispatcher, dispatcher.clock.now()):
+        try:
+            ran += run_timer(dispatcher, timer_id)
+        except Exception:  # the database failed under it: rolled back, the next pass tries again
+            log.exception("timer failed to run", extra={"timer_id": timer_id})
+    return ran
 
 
-def _run_chunk(dispatcher: Dispatcher, connection: Connection, chunk: list[tuple[int, int]], *,
-               trusting: bool) -> tuple[int, list[tuple[int, int]]]:
-    """Load the chunk, claim and run its timers one by one; commit once. Trusting: no savepoints (the
-    handlers' audit events and messages are written at commit, one statement per table: db/deferred.py),
-    raising what a handler raised; else each handler in a savepoint.
-    Returns (timers run, the chunk's timers left for the next chunk because it ran out of time)."""
-    started = time.monotonic()
-    with write_lock(dispatcher.engine), Session(bind=connection, expire_on_commit=False) as session:
+def run_timer(dispatcher: Dispatcher, timer_id: int) -> int:
+    """Claim one due timer and run its handler, in one transaction. 1 if this process ran it."""
+    with transaction(dispatcher.engine) as session:
         now = dispatcher.clock.now()
-        timers = {t.id: t for t in session.scalars(
-            select(Timer).where(Timer.id.in_([t for t, _ in chunk]), Timer.done_at.is_(None),  # type: ignore[union-attr]
-                                Timer.due_at <= now)  # type: ignore[operator]
-            .with_for_update(skip_locked=True, key_share=True))}  # PostgreSQL only; SQLite has one writer at a time
-        subjects = _lock_subjects(session, list(timers.values()))  # held: the session keeps only weak references
-        launch_ids = {launch_id for _, launch_id in chunk}
-        launches = {launch.id: launch for launch in session.exec(select(Launch).where(Launch.id.in_(launch_ids)))}  # type: ignore[union-attr]
-        session.info[CHUNK_LAUNCHES] = launch_ids
-        ran = 0
-        left: list[tuple[int, int]] = []
-        for i, (timer_id, launch_id) in enumerate(chunk):
-            if i and time.monotonic() - started > CHUNK_S:
-                left = chunk[i:]
-                break
-            timer = timers.get(timer_id)
-            if timer is None or not _claim(session, timer, now):
-                continue  # done by another replica, cancelled, or claimed by a handler before it
-            ctx = Context(session=session, now=now, config=dispatcher.config, user="warroom",
-                          launch=launches[launch_id])
-            ran += _run_one(ctx, timer, trusting)
-        session.commit()
-    del subjects
-    return ran, left
-
-
-def _lock_subjects(session: Session, timers: list[Timer]) -> list[SQLModel]:
-    """Load and lock, one query per model, the rows the chunk's timers are about (TIMER_SUBJECTS), in id
-    order: the handlers find them in the session, and no command changes them under the chunk."""
-    wanted: dict[type[SQLModel], set[int]] = {}
-    for timer in timers:
-        model = TIMER_SUBJECTS.get(timer.kind)
-        if model is not None and timer.subject_id is not None:
-            wanted.setdefault(model, set()).add(timer.subject_id)
-    loaded: list[SQLModel] = []
-    for model, ids in wanted.items():
-        key = model.id  # type: ignore[attr-defined]
-        loaded += session.exec(select(model).where(key.in_(ids)).order_by(key).with_for_update(key_share=True)).all()
-    return loaded
-
-
-def _claim(session: Session, timer: Timer, now: datetime) -> bool:
-    won = session.execute(
-        update(TIMER).where(TIMER.c.id == timer.id, TIMER.c.done_at.is_(None), TIMER.c.due_at <= now).values(done_at=now)
-    ).rowcount
-    if won != 1:
-        return False
-    set_committed_value(timer, "done_at", now)  # as stored, without a second write at the next flush
-    return True
-
-
-def _run_one(ctx: Context, timer: Timer, trusting: bool) -> int:
-    handler = TIMERS.get(timer.kind)
-    if handler is None:
-        log.error("no handler for timer kind", extra={"kind": timer.kind, "timer_id": timer.id})
-        return 1
-    if trusting:
-        handler(ctx, timer)
-        return 1
-    try:
-        with ctx.session.begin_nested():
-            handler(ctx, timer)
-            write_deferred(ctx.session.connection())  # its rows fail (if they do) inside its savepoint
-        return 1
-    except Exception as exc:
-        _failed(ctx, timer, exc)
-        return 0
+        won = session.execute(update(TIMER).where(TIMER.c.id == timer_id, TIMER.c.done_at.is_(None),
+                                                  TIMER.c.due_at <= now).values(done_at=now)).rowcount
+        if won != 1:
+            return 0  # done by another replica, cancelled, or claimed by a handler before it
+        timer = session.exec(select(Timer).where(Timer.id == timer_id)
+                             .execution_options(populate_existing=True)).one()
+        subject = TIMER_SUBJECTS.get(timer.kind)
+        if subject is not None and timer.subject_id is not None:  # locked: no command changes it under the handler
+            session.exec(select(subject).where(subject.id == timer.subject_id)  # type: ignore[attr-defined]
+                         .with_for_update(key_share=True)).first()
+        ctx = Context(session=session, now=now, config=dispatcher.config, user="warroom",
+                      launch=session.get_one(Launch, timer.launch_id))
+        handler = TIMERS.get(timer.kind)
+        if handler is None:
+            log.error("no handler for timer kind", extra={"kind": timer.kind, "timer_id": timer.id})
+            return 1
+        try:
+            with session.begin_nested():
+                handler(ctx, timer)
+        except Exception as exc:
+            _failed(ctx, timer, exc)
+            return 0
+    dispatcher.on_commit()
+    return 1
 
 
 def _failed(ctx: Context, timer: Timer, exc: Exception) -> None:
@@ -212,6 +127,13 @@ def _failed(ctx: Context, timer: Timer, exc: Exception) -> None:
         record(ctx, "timer.failed", timer_id=timer.id, timer_kind=timer.kind, subject_id=timer.subject_id,
                attempts=attempts, error=error)
     ctx.session.add(timer)
+
+
+def forget_old_requests(dispatcher: Dispatcher) -> None:
+    """Seen request keys are kept an hour: Slack's last retry of an event comes about 5 minutes after the
+    first, and a signed request older than 5 minutes is refused by its timestamp anyway."""
+    with transaction(dispatcher.engine) as session:
+        session.execute(delete(SeenRequest).where(SeenRequest.seen_at < dispatcher.clock.now() - SEEN_KEPT))  # type: ignore[arg-type,operator]
 
 
 class Scheduler:
@@ -235,8 +157,10 @@ class Scheduler:
         self._scheduler.add_job(self.plan, "interval", hours=1, id="plan", max_instances=2, coalesce=True,
                                 misfire_grace_time=None)
         # polls that may outlast their interval (a slow probe site, a slow flag webhook): see _poll
-        for job_id, work in (("probes", self.probes.run_once), ("edge-work", lambda: run_rollback_webhooks(dispatcher))):
-            self._scheduler.add_job(self._poll, "interval", args=(threading.Lock(), work, job_id), seconds=interval,
+        for job_id, work, every in (("probes", self.probes.run_once, interval),
+                                    ("edge-work", lambda: run_rollback_webhooks(dispatcher), interval),
+                                    ("forget-requests", lambda: forget_old_requests(dispatcher), 60.0)):
+            self._scheduler.add_job(self._poll, "interval", args=(threading.Lock(), work, job_id), seconds=every,
                                     id=job_id, max_instances=2, coalesce=True, misfire_grace_time=None)
 
     @staticmethod

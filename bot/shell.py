@@ -22,11 +22,11 @@ from typing import TextIO
 
 from sqlmodel import Session
 
+from bot.clock import ShiftedClock
 from bot.config import Env
 from bot.runtime import Runtime, build_runtime
 from bot.scheduler import earliest_due
 from bot.terminal import Console, ShellTransport, block_lines, buttons_of, indent, terminal_text
-from commands.clock import ShiftedClock
 from commands.config import load_config
 from commands.context import Result, roster
 from commands.files import t_label

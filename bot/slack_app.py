@@ -7,20 +7,23 @@ The only Web API calls made here are the ones that cannot wait: `views.open`
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
-from slack_bolt import Ack, App, BoltResponse, Respond
+from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse, Respond
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.middleware import Middleware
 from slack_sdk import WebClient
 from sqlalchemy.exc import IntegrityError
 
-from bot.dispatch import Dispatcher
-from bot.guard import Replayed
+from bot.dispatch import Dispatcher, Replayed
+from bot.payloads import Rejected, clean, parse, request_key
 from db.models import Activity, Launch, SeenRequest
 from db.session import transaction
 
@@ -51,6 +54,8 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
               request_verification_enabled=True, url_verification_enabled=True)
     replies = ThreadPoolExecutor(max_workers=4, thread_name_prefix="respond")
 
+    app.use(WellFormed())
+
     @app.middleware
     def once_per_event(body: dict[str, Any], next: Any) -> BoltResponse | None:  # noqa: A002
         """Slack retries events it thinks were lost (X-Slack-Retry-Num): act on each event id once."""
@@ -59,9 +64,9 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
             return BoltResponse(status=200, body="")
         return next()
 
-    def on_command(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    def on_command(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         result = dispatcher.slash(body.get("command", ""), body.get("text") or "", body.get("user_id", ""),
-                                  body.get("channel_id"))
+                                  body.get("channel_id"), request_key=context.get("request_key"))
         if result.modal is not None:
             ack()
             client.views_open(trigger_id=body.get("trigger_id", ""), view=result.modal)
@@ -72,25 +77,26 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
     # and forms and answers the rest itself (Bolt tries listeners one by one: one is cheapest)
     app.command(re.compile(r"^/"))(on_command)
 
-    def on_action(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+    def on_action(ack: Ack, body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
         ack()
         action = (body.get("actions") or [{}])[0]
         value = action.get("value") or (action.get("selected_option") or {}).get("value") or ""
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
         message_ts = (body.get("container") or {}).get("message_ts") or (body.get("message") or {}).get("ts")
         result = dispatcher.action(action.get("action_id", ""), str(value), (body.get("user") or {}).get("id", ""),
-                                   channel, message_ts=message_ts)
+                                   channel, message_ts=message_ts, request_key=context.get("request_key"))
         if result.reply and body.get("response_url"):
             replies.submit(_respond_quietly, respond, result.reply)
 
     app.action(re.compile(r".*"))(on_action)  # unknown buttons too: acked, told to the clicker
 
-    def on_view(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+    def on_view(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
         values = {block: next(iter(actions.values()), {}) for block, actions in
                   ((view.get("state") or {}).get("values") or {}).items() if isinstance(actions, dict)}
         flat = {block: str(v.get("value") or (v.get("selected_option") or {}).get("value") or "")
                 for block, v in values.items() if isinstance(v, dict)}
-        result = dispatcher.view(view.get("callback_id", ""), flat, (body.get("user") or {}).get("id", ""), None)
+        result = dispatcher.view(view.get("callback_id", ""), flat, (body.get("user") or {}).get("id", ""), None,
+                                 request_key=context.get("request_key"))
         if result.view_errors:
             ack(response_action="errors", errors=result.view_errors)
         else:
@@ -120,6 +126,28 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
         return BoltResponse(status=200, body="Sorry, warroom hit an error; nothing was changed. Try again.")
 
     return app
+
+
+class WellFormed(Middleware):
+    """Only the fields warroom reads, of the types they must have (bot/payloads.py), whichever way the
+    request came (HTTP or Socket Mode); and the key under which a command or click is remembered.
+    A Middleware class, not a function: Bolt builds a function middleware's arguments from the body,
+    which fails on the very payloads this rejects."""
+
+    def process(self, *, req: BoltRequest, resp: BoltResponse,
+                next: Callable[[], BoltResponse]) -> BoltResponse:  # noqa: A002
+        try:
+            raw = parse(req.raw_body, req.content_type or "") if req.mode == "http" else req.body
+            req.body = clean(raw)
+        except Rejected as rejected:
+            return BoltResponse(status=rejected.status, body=json.dumps({"error": rejected.error}),
+                                headers={"content-type": "application/json"})
+        if req.body.get("type") == "app_rate_limited":  # Slack dropped some of our events: say so, answer 200
+            log.warning("Slack rate-limited the app's events", extra={"minute": raw.get("minute_rate_limited")})
+            return BoltResponse(status=200, body="")
+        signature = (req.headers.get("x-slack-signature") or [None])[0]
+        req.context["request_key"] = request_key(req.body, signature)
+        return next()
 
 
 def _first_time(dispatcher: Dispatcher, key: str) -> bool:

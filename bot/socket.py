@@ -11,7 +11,7 @@ from bot.transport import SlackTransport, make_client
 
 
 def run_socket_mode(env: Env) -> None:
-    client = make_client(env.bot_token, env.api_url)
+    client = make_client(env.bot_token, env.api_url, sdk_retries=False)  # views.open: a trigger lives 3 s
     outbox_client = make_client(env.bot_token, env.api_url, timeout=env.slack_timeout, sdk_retries=False)
     runtime = build_runtime(env, SlackTransport(outbox_client))
     identity = auth_test(client)

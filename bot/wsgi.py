@@ -13,11 +13,12 @@ from http import HTTPStatus
 from typing import Any
 
 from slack_bolt import App, BoltRequest
+from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import func
 from sqlmodel import select
 
 from bot.config import Env
-from bot.guard import REQUEST_KEY, Guard, Rejected
+from bot.payloads import MAX_BODY
 from bot.runtime import Runtime, build_runtime
 from bot.slack_app import auth_test, build_bolt_app
 from bot.transport import SlackTransport, make_client
@@ -29,10 +30,10 @@ log = logging.getLogger("warroom.http")
 
 
 class WarroomApp:
-    def __init__(self, runtime: Runtime, bolt: App, guard: Guard) -> None:
+    def __init__(self, runtime: Runtime, bolt: App, signing_secret: str) -> None:
         self.runtime = runtime
         self.bolt = bolt
-        self.guard = guard
+        self.verifier = SignatureVerifier(signing_secret)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -46,23 +47,31 @@ class WarroomApp:
         return _json(start_response, 404, {"error": "not found"})
 
     def slack_events(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        """Guarded (bot/guard.py), then Bolt with the clean body; never a stack trace to the caller."""
+        """Bolt verifies the signature (401) and bot/slack_app.py checks the payload's shape (400);
+        a body Bolt cannot even parse is 400 when signed, else 401; never a stack trace to the caller."""
         try:
-            body = self.guard.check(environ, self.guard.read(environ))
-        except Rejected as rejected:
-            return _json(start_response, rejected.status, {"error": rejected.error})
-        token = REQUEST_KEY.set(Guard.replay_key(environ, body))
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return _json(start_response, 400, {"error": "Content-Length is not a number"})
+        if length > MAX_BODY:  # refused before a byte of it is read
+            return _json(start_response, 413, {"error": "request body over 1 MiB"})
+        raw = environ["wsgi.input"].read(length) if length > 0 else b""
         headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
                    if key.startswith("HTTP_") and isinstance(value, str)}
-        headers["content-type"] = "application/json"
+        headers["content-type"] = environ.get("CONTENT_TYPE") or ""
+        if not headers.get("x-slack-request-timestamp", "0").isdigit():  # Bolt's verifier raises on one
+            return _json(start_response, 401, {"error": "invalid request timestamp"})
         try:
-            # "socket_mode" is how Bolt takes an already-parsed body; the guard has verified the signature
-            response = self.bolt.dispatch(BoltRequest(body=body, headers=headers, mode="socket_mode"))
+            request = BoltRequest(body=raw.decode("utf-8"), query=environ.get("QUERY_STRING") or "", headers=headers)
+        except (UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError):
+            if not self.verifier.is_valid_request(raw, headers):
+                return _json(start_response, 401, {"error": "invalid request signature"})
+            return _json(start_response, 400, {"error": "malformed JSON"})
+        try:
+            response = self.bolt.dispatch(request)
         except Exception:
             log.exception("request failed")
             return _json(start_response, 500, {"error": "warroom hit an error; nothing was changed"})
-        finally:
-            REQUEST_KEY.reset(token)
         data = (response.body or "").encode()
         out = [(k, v) for k, values in response.headers.items() if k.lower() != "content-length" for v in values]
         start_response(f"{response.status} {_reason(response.status)}", [*out, ("Content-Length", str(len(data)))])
@@ -122,12 +131,12 @@ def create_app(env: Env, **runtime_kwargs: Any) -> WarroomApp:
     """Build (not start) the runtime and the HTTP app for these settings."""
     if not env.bot_token or not env.signing_secret:
         raise SystemExit("serve needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (see README)")
-    client = make_client(env.bot_token, env.api_url)
+    client = make_client(env.bot_token, env.api_url, sdk_retries=False)  # views.open: a trigger lives 3 s
     outbox_client = make_client(env.bot_token, env.api_url, timeout=env.slack_timeout, sdk_retries=False)
     runtime = build_runtime(env, SlackTransport(outbox_client), **runtime_kwargs)
     identity = auth_test(client)
     bolt = build_bolt_app(runtime.dispatcher, client, env.signing_secret, identity)
-    return WarroomApp(runtime, bolt, Guard(env.signing_secret, runtime.engine, runtime.clock))
+    return WarroomApp(runtime, bolt, env.signing_secret)
 
 
 _app: WarroomApp | None = None

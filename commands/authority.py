@@ -6,7 +6,6 @@ from sqlmodel import select
 
 from commands.context import Context
 from db.models import Launch
-from db.session import forget_reads
 
 
 def require_commander(ctx: Context, command: str) -> None:
@@ -19,11 +18,10 @@ def require_commander(ctx: Context, command: str) -> None:
 def locked_launch(ctx: Context) -> Launch:
     """The launch row, locked for this transaction and freshly read (PostgreSQL: FOR NO KEY UPDATE): it
     serializes changes that read then write launch-wide state (roles, rollbacks, polls, T0) across replicas.
-    What the transaction read before the lock (the role holders) is read again after it."""
+    """
     launch = ctx.session.exec(
         select(Launch).where(Launch.id == ctx.launch.id).with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).one()
     ctx.launch = launch
-    forget_reads(ctx.session)
     return launch

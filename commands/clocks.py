@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import select
 
-from commands.context import Context, defer
+from commands.context import Context
 from db.models import Incident, OutboxMessage, Timer
 
 PLAN_WITHIN = timedelta(minutes=15)  # seed 000 §5: no Critical open 15 minutes without a plan
@@ -32,8 +32,8 @@ def arm_incident_clocks(ctx: Context, incident: Incident) -> None:
 
 def add_timer(ctx: Context, incident: Incident, kind: str, due_at: datetime, payload: dict[str, Any]) -> None:
     assert incident.id is not None and ctx.launch.id is not None
-    defer(ctx.session, Timer, launch_id=ctx.launch.id, kind=kind, subject_id=incident.id, due_at=due_at,
-          created_at=ctx.now, payload=payload)
+    ctx.session.add(Timer(launch_id=ctx.launch.id, kind=kind, subject_id=incident.id, due_at=due_at,
+                          created_at=ctx.now, payload=payload))
 
 
 def arm_plan_check(ctx: Context, incident: Incident) -> None:

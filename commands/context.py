@@ -10,18 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
-from sqlalchemy import Insert
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, select
 
 from commands.config import Config
 from commands.render import TEMPLATES, render, render_blocks
-from db.deferred import defer_row
 from db.models import Activity, AuditEvent, Launch, OutboxMessage, RoleAssignment
-from db.session import forget_reads, hold_channel, read_once
-
-# session.info key: the launch ids of the timers a scheduler transaction runs, so that what a handler
-# reads for one of them is read for all at once (the role holders: held_roles)
-CHUNK_LAUNCHES = "warroom.chunk_launches"
+from db.session import hold_channel
 
 
 @dataclass
@@ -53,42 +47,16 @@ class Result:
     blocks: list[dict[str, Any]] | None = field(default=None)
 
 
-def insert_row(session: Session, model: type[SQLModel], **values: Any) -> int | None:
-    """Insert one new row straight away, in the caller's transaction, and return its id (a row something
-    will point at: the incident, the next escalation timer). Rows nothing points at are deferred (defer).
-
-    A plain INSERT, not an ORM object: the unit of work's bookkeeping cost more than the write
-    on every command's path (docs/performance.md).
-    """
-    result = session.connection().execute(_insert_of(model), values)
-    key = result.inserted_primary_key
-    return key[0] if key else None
-
-
-def defer(session: Session, model: type[SQLModel], **values: Any) -> None:
-    """A new row that nothing in the command points at (an audit event, an outbox message, a timer,
-    activity): written with the others of its kind of the transaction in one statement, before anything
-    could read it and at commit (db/deferred.py). Rows of a table keep their call order, so ids keep the
-    order of the audit trail and of each channel's messages."""
-    defer_row(session.connection(), model.__table__, values)  # type: ignore[attr-defined]
-
-
-@cache
-def _insert_of(model: type[SQLModel]) -> Insert:
-    """One INSERT statement per table, parameters bound per call (compiled once, not per row)."""
-    return model.__table__.insert()  # type: ignore[attr-defined,no-any-return]
-
-
 def record(ctx: Context, kind: str, *, incident_id: int | None = None, actor: str | None = None,
            **payload: Any) -> None:
     """One row of the audit trail (an incident's timeline is its events)."""
-    defer(ctx.session, AuditEvent, launch_id=ctx.launch.id, incident_id=incident_id, kind=kind,
-          actor=actor or ctx.user, ts=ctx.now, payload=payload)
+    ctx.session.add(AuditEvent(launch_id=ctx.launch.id, incident_id=incident_id, kind=kind,
+                               actor=actor or ctx.user, ts=ctx.now, payload=payload))
 
 
 def note_activity(ctx: Context, source: str = "command") -> None:
     if ctx.user and ctx.user[0] in "UW":
-        defer(ctx.session, Activity, launch_id=ctx.launch.id, user_id=ctx.user, at=ctx.now, source=source)
+        ctx.session.add(Activity(launch_id=ctx.launch.id, user_id=ctx.user, at=ctx.now, source=source))
 
 
 @cache
@@ -145,8 +113,7 @@ def queue(ctx: Context, channel: str, **row: Any) -> None:
     """One outbox row for the channel, in the caller's transaction, in the channel's order (db/session.py
     hold_channel)."""
     hold_channel(ctx.session.connection(), channel)
-    defer(ctx.session, OutboxMessage, launch_id=ctx.launch.id, channel=channel, created_at=ctx.now,
-          next_attempt_at=None, **row)
+    ctx.session.add(OutboxMessage(launch_id=ctx.launch.id, channel=channel, created_at=ctx.now, **row))
 
 
 def role_holder(session: Session, launch_id: int, role: str) -> str | None:
@@ -154,28 +121,10 @@ def role_holder(session: Session, launch_id: int, role: str) -> str | None:
 
 
 def held_roles(session: Session, launch_id: int) -> dict[str, str | None]:
-    """Every role ever set for the launch -> its current holder (the newest assignment), read once per
-    transaction. A scheduler pass reads the roles of every launch it works on (CHUNK_LAUNCHES) at once.
-    A change of roles calls `roles_changed`."""
-    def read() -> dict[int, dict[str, str | None]]:
-        launch_ids = {launch_id, *session.info.get(CHUNK_LAUNCHES, ())}
-        rows = session.exec(  # oldest first: the newest assignment of a role wins
-            select(RoleAssignment.launch_id, RoleAssignment.role, RoleAssignment.user_id)
-            .where(RoleAssignment.launch_id.in_(launch_ids)).order_by(RoleAssignment.id))  # type: ignore[attr-defined, arg-type]
-        held: dict[int, dict[str, str | None]] = {launch: {} for launch in launch_ids}
-        for launch, role, user in rows:
-            held[launch][role] = user
-        return held
-
-    everyone = read_once(session, "roles", read)
-    if launch_id not in everyone:  # a launch this transaction had not read yet
-        forget_reads(session)
-        everyone = read_once(session, "roles", read)
-    return everyone[launch_id]
-
-
-def roles_changed(session: Session) -> None:
-    forget_reads(session)
+    """Every role ever set for the launch -> its current holder (the newest assignment wins)."""
+    rows = session.exec(select(RoleAssignment.role, RoleAssignment.user_id)
+                        .where(RoleAssignment.launch_id == launch_id).order_by(RoleAssignment.id))  # type: ignore[arg-type]
+    return dict(rows.all())
 
 
 def roster(session: Session, launch_id: int) -> dict[str, str | None]:

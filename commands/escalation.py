@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlmodel import select
 
 from commands.config import NEXT_CHECKPOINT
-from commands.context import Context, held_roles, insert_row, post, record, role_holder
+from commands.context import Context, held_roles, post, record, role_holder
 from commands.incident import incident_ref
 from commands.registry import timer
 from db.models import Incident, Timer
@@ -40,7 +40,7 @@ class Target:
 def escalation_target(ctx: Context, chain: tuple[str, ...], level: int) -> Target:
     """The first role at or after `level` that has a holder; past the end, the chain's last held role."""
     assert ctx.launch.id is not None
-    held = held_roles(ctx.session, ctx.launch.id)  # read once per transaction, for every launch of a pass
+    held = held_roles(ctx.session, ctx.launch.id)
     skipped: list[str] = []
     for index in range(max(level, 0), len(chain)):
         holder = held.get(chain[index])
@@ -73,9 +73,12 @@ def escalate(ctx: Context, incident: Incident, level: int, *, due_at: datetime |
     if every is not None:
         assert ctx.launch.id is not None and incident.id is not None
         # the next level, dormant (no due_at) until the outbox posts this ping
-        next_timer_id = insert_row(ctx.session, Timer, launch_id=ctx.launch.id, kind="escalation",
-                                   subject_id=incident.id, due_at=None, delay_s=every.total_seconds(),
-                                   created_at=ctx.now, payload={"level": pinged + 1, "severity": incident.severity})
+        next_level = Timer(launch_id=ctx.launch.id, kind="escalation", subject_id=incident.id, due_at=None,
+                           delay_s=every.total_seconds(), created_at=ctx.now,
+                           payload={"level": pinged + 1, "severity": incident.severity})
+        ctx.session.add(next_level)
+        ctx.session.flush()  # its id: the ping's outbox row arms it when posted
+        next_timer_id = next_level.id
     incident.escalation_level = pinged
     incident.escalations += 1
     ctx.session.add(incident)

@@ -6,17 +6,17 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam
 from sqlmodel import select
 
+from commands.authority import locked_launch
 from commands.clocks import arm_incident_clocks, cancel_incident_clocks, severity_changed
-from commands.context import Context, Result, insert_row, post, record, role_holder
+from commands.context import Context, Result, post, record, role_holder
 from commands.errors import CommandError, Refused
 from commands.escape import quote
 from commands.parse import parse_incident_id, parse_severity, parse_user
 from commands.registry import action, slash, view
 from commands.render import render
-from db.models import Incident, Launch
+from db.models import Incident
 
 USAGE = (
     "/incident sev1 <summary> [| impact: …] [| workaround: …]  ·  /incident ack INC-7  ·  "
@@ -69,34 +69,34 @@ def validated(decl: Declaration) -> Declaration:
     return decl
 
 
-_launches = Launch.__table__  # type: ignore[attr-defined]
-# built once: building the expression cost more than running it, on every declaration
-_NEXT_NUMBER = (_launches.update().where(_launches.c.id == bindparam("launch_id"))
-                .values(incident_seq=_launches.c.incident_seq + 1).returning(_launches.c.incident_seq))
-
-
 def declare(ctx: Context, decl: Declaration) -> Incident:
     """Store the incident, queue its notification, start its clocks."""
-    launch_id = ctx.launch.id
+    assert ctx.launch.id is not None
     severity = ctx.config.severity(decl.severity)
-    # a plain UPDATE: nothing in the session holds the number
-    number = ctx.session.connection().execute(_NEXT_NUMBER, {"launch_id": launch_id}).scalar_one()
+    number = next_incident_number(ctx)
     first_role = severity.escalate_to[0] if severity.escalate_to else None
-    owner = (role_holder(ctx.session, launch_id, first_role) if first_role else None) or ctx.user
-    values = dict(
-        launch_id=launch_id, number=number, severity=decl.severity, summary=decl.summary, impact=decl.impact,
+    owner = (role_holder(ctx.session, ctx.launch.id, first_role) if first_role else None) or ctx.user
+    incident = Incident(
+        launch_id=ctx.launch.id, number=number, severity=decl.severity, summary=decl.summary, impact=decl.impact,
         workaround=decl.workaround, owner=owner, declared_by=ctx.user, declared_at=ctx.now,
         next_update_at=ctx.now + severity.update_every, source=decl.source,
     )
-    # a plain INSERT, then the model without its validation or ORM set-up (most of a declaration's own cost):
-    # read-only, out of the session, as the templates and the clocks need it
-    incident = Incident.model_construct(id=insert_row(ctx.session, Incident, **values), **values)
+    ctx.session.add(incident)
+    ctx.session.flush()  # its id: the audit event, the notification and the clocks point at it
     record(ctx, "incident.declared", incident_id=incident.id, number=number, severity=decl.severity,
            summary=decl.summary, impact=decl.impact, workaround=decl.workaround, owner=owner, source=decl.source)
     post(ctx, ctx.launch.war_room, "incident", kind="incident.notification", ref=incident_ref(incident),
          **incident_values(ctx, incident))
     arm_incident_clocks(ctx, incident)
     return incident
+
+
+def next_incident_number(ctx: Context) -> int:
+    """The launch's next INC number, counted in the launch row, locked: replicas declaring at once
+    take turns (the unique constraint on the number stays the last word)."""
+    launch = locked_launch(ctx)
+    launch.incident_seq += 1
+    return launch.incident_seq
 
 
 def incident_values(ctx: Context, incident: Incident) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from commands.render import render
 from db.models import AuditEvent, Launch, OutboxMessage
+from db.session import hold_channel
 
 log = logging.getLogger("warroom.outbox")
 REPORT_AGAIN_AFTER = timedelta(minutes=15)
@@ -31,5 +32,6 @@ def report_undeliverable(session: Session, message: OutboxMessage, now: datetime
     if any(e.payload.get("channel") == message.channel and e.payload.get("error") == message.error for e in earlier):
         return
     text = render("outbox_undeliverable.j2", message=message)
+    hold_channel(session.connection(), launch.war_room)
     session.add(OutboxMessage(launch_id=launch.id, kind="outbox.undeliverable", channel=launch.war_room,
                               payload={"text": text}, created_at=now))

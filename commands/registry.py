@@ -48,6 +48,12 @@ def action(action_id: str) -> Callable[[ActionHandler], ActionHandler]:
     return register
 
 
+def action_handler(action_id: str) -> ActionHandler | None:
+    """The handler of a button: `checkpoint_decision:widen` is `checkpoint_decision`'s (one block may
+    hold several choices, and Slack wants each button's action_id unique within its block)."""
+    return ACTIONS.get(action_id) or ACTIONS.get(action_id.split(":", 1)[0])
+
+
 def view(callback_id: str) -> Callable[[ViewHandler], ViewHandler]:
     def register(fn: ViewHandler) -> ViewHandler:
         VIEWS[callback_id] = fn

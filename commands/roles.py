@@ -19,7 +19,7 @@ from sqlmodel import select
 
 from commands.authority import locked_launch
 from commands.config import STANDARD_ROLES
-from commands.context import Context, Result, post, record, role_holder, roles_changed, roster
+from commands.context import Context, Result, post, record, role_holder, roster
 from commands.errors import CommandError, Refused
 from commands.parse import parse_user
 from commands.registry import slash
@@ -95,7 +95,6 @@ def role_command(ctx: Context, text: str) -> Result:
         return Result(reply=render("role_unchanged.j2", role=role, user=user))
     ctx.session.add(RoleAssignment(launch_id=ctx.launch.id, role=role, user_id=user, assigned_by=ctx.user,
                                    assigned_at=ctx.now))
-    roles_changed(ctx.session)
     record(ctx, "role.assigned", role=role, user=user, before=before, bootstrap=bootstrap)
     post(ctx, ctx.launch.war_room, "role_changed", kind="role.changed", role=role, user=user, before=before,
          bootstrap=bootstrap)

@@ -8,14 +8,13 @@ from sqlmodel import Session, select
 
 from commands.config import Config
 from db.models import Launch, RoleAssignment, Timer
-from db.session import forget_reads, read_once
 
 
 def ensure_launch(session: Session, config: Config, now: datetime, *, rehearsal: bool = False,
                   name: str | None = None) -> Launch:
     """The launch named in the config (or `name`), created with its roles and run-of-show on first use."""
     name = name or config.launch_name
-    launch = read_once(session, ("launch", name), lambda: session.exec(select(Launch).where(Launch.name == name)).first())
+    launch = session.exec(select(Launch).where(Launch.name == name)).first()
     if launch is not None:
         return launch
     launch = Launch(
@@ -28,7 +27,6 @@ def ensure_launch(session: Session, config: Config, now: datetime, *, rehearsal:
     for role, user in config.roles.items():
         session.add(RoleAssignment(launch_id=launch.id, role=role, user_id=user, assigned_by="config", assigned_at=now))
     schedule_run_of_show(session, launch, config, now)
-    forget_reads(session)  # "no such launch", and its roles
     return launch
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint, event
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from db.session import hold_channel
 from db.types import UTCDateTime
 
 
@@ -258,8 +257,3 @@ class Activity(SQLModel, table=True):
     at: datetime | None = _time(nullable=False)
     source: str = Field(default="command", max_length=20)
 
-
-@event.listens_for(OutboxMessage, "before_insert")
-def _messages_commit_in_order(_mapper: Any, connection: Any, message: OutboxMessage) -> None:
-    """A message added as an ORM object queues like one from commands.context.post (db/session.py)."""
-    hold_channel(connection, message.channel)

@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlmodel import select
 
+from bot.clock import Clock
 from bot.dispatch import Dispatcher
 from bot.scheduler import run_due
-from commands.clock import Clock
 from commands.config import Config
 from db.models import Launch, RoleAssignment, Timer
 from db.session import make_engine

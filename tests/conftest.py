@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from commands.clock import ManualClock
+from bot.clock import ManualClock
 from commands.config import Config, parse_config
 from tests.harness import Harness
 from tests.standin import SlackStandin

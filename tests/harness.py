@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -20,10 +21,10 @@ from sqlmodel import Session, select
 from waitress import wasyncore
 from waitress.server import create_server
 
+from bot.clock import ManualClock
 from bot.config import Env
 from bot.scheduler import run_due
 from bot.wsgi import WarroomApp, create_app
-from commands.clock import ManualClock
 from commands.config import Config
 from db.models import AuditEvent, Incident, OutboxMessage
 from tests.standin import SlackStandin
@@ -58,6 +59,7 @@ class Harness:
         self._thread.start()
         self.http = httpx.Client(base_url=self.url, timeout=10)
         self._trigger = 0
+        self._trigger_prefix = uuid.uuid4().hex[:8]  # Slack never reuses a trigger id, not even across restarts
 
     def _serve(self) -> None:
         while self._serving:
@@ -84,7 +86,7 @@ class Harness:
             "channel_name": "launch-war-room", "user_id": user, "user_name": user.lower(), "command": command,
             "text": text, "api_app_id": "A0WARROOM", "is_enterprise_install": "false",
             "response_url": f"{self.standin.base_url}/respond/{self._trigger}",
-            "trigger_id": f"trigger.{self._trigger}", **extra,
+            "trigger_id": f"trigger.{self._trigger_prefix}.{self._trigger}", **extra,
         }
         return self.post_signed(urlencode(form), "application/x-www-form-urlencoded")
 
@@ -94,7 +96,7 @@ class Harness:
         payload = {
             "type": "block_actions", "team": {"id": "T0STANDIN", "domain": "standin"},
             "user": {"id": user, "username": user.lower(), "team_id": "T0STANDIN"},
-            "api_app_id": "A0WARROOM", "token": "legacy", "trigger_id": f"trigger.{self._trigger}",
+            "api_app_id": "A0WARROOM", "token": "legacy", "trigger_id": f"trigger.{self._trigger_prefix}.{self._trigger}",
             "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
             "channel": {"id": channel, "name": "launch-war-room"},
             "message": {"type": "message", "ts": message_ts, "text": "…"},
@@ -115,7 +117,7 @@ class Harness:
         payload = {
             "type": "view_submission", "team": {"id": "T0STANDIN", "domain": "standin"},
             "user": {"id": user, "username": user.lower(), "team_id": "T0STANDIN"},
-            "api_app_id": "A0WARROOM", "token": "legacy", "trigger_id": f"trigger.view.{self._trigger}",
+            "api_app_id": "A0WARROOM", "token": "legacy", "trigger_id": f"trigger.view.{self._trigger_prefix}.{self._trigger}",
             "view": {"id": "V0001", "type": "modal", "callback_id": callback_id, "state": {"values": state},
                      "private_metadata": "", "hash": "h"},
         }

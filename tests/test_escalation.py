@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from commands.clock import ManualClock
+from bot.clock import ManualClock
 from commands.config import parse_config
 from commands.escalation import escalate_waiting_for_checkpoint
 from db.models import Incident

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from commands.clock import ManualClock
+from bot.clock import ManualClock
 from commands.config import Config
 from tests.conftest import PG_ADMIN
 from tests.faults import queue, requires_postgres, settle

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from commands.clock import ManualClock
+from bot.clock import ManualClock
 from commands.config import parse_config
 from db.models import ProbeResult
 from tests.clockwork import live_timers, race, set_role, texts

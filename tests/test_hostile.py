@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -150,7 +151,7 @@ def block_actions_payload(action_id: str, value: Any, user: Any = None) -> dict[
     return {
         "type": "block_actions", "team": {"id": "T0STANDIN", "domain": "standin"},
         "user": user if user is not None else {"id": "U0COMMANDER", "username": "c", "team_id": "T0STANDIN"},
-        "api_app_id": "A0WARROOM", "token": "legacy", "trigger_id": "trigger.h",
+        "api_app_id": "A0WARROOM", "token": "legacy", "trigger_id": f"trigger.h.{uuid.uuid4().hex}",
         "container": {"type": "message", "message_ts": "1700000000.000100", "channel_id": "C0WARROOM"},
         "channel": {"id": "C0WARROOM", "name": "launch-war-room"}, "response_url": "",
         "actions": [{"type": "button", "action_id": action_id, "block_id": "b", "value": value,
@@ -162,7 +163,7 @@ def view_payload(callback_id: str, values: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "view_submission", "team": {"id": "T0STANDIN", "domain": "standin"},
         "user": {"id": "U0COMMANDER", "username": "c", "team_id": "T0STANDIN"}, "api_app_id": "A0WARROOM",
-        "token": "legacy", "trigger_id": "trigger.v",
+        "token": "legacy", "trigger_id": f"trigger.v.{uuid.uuid4().hex}",
         "view": {"id": "V1", "type": "modal", "callback_id": callback_id, "private_metadata": "", "hash": "h",
                  "state": {"values": values}},
     }
@@ -192,7 +193,10 @@ _nonce = iter(range(10**9))
 
 
 def post_payload(bot: Harness, payload: Any) -> httpx.Response:
-    """Each post is a new request (as each of Slack's is): a nonce keeps two equal payloads apart."""
+    """Each post is a new request, as each of Slack's is: a fresh trigger id where the payload has one
+    (a mutated one may not), and a nonce, keep two equal payloads apart."""
+    if isinstance(payload, dict) and isinstance(payload.get("trigger_id"), str):
+        payload = {**payload, "trigger_id": f"trigger.{next(_nonce)}"}
     raw = payload if isinstance(payload, str) else json.dumps({**payload, "nonce": next(_nonce)})
     return bot.post_signed(urlencode({"payload": raw}), FORM)
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from bot.clock import ManualClock
 from bot.dispatch import Dispatcher
 from bot.probes import ProbeLoop
 from bot.scheduler import run_due
-from commands.clock import ManualClock
 from commands.config import parse_config
 from db.models import ProbeResult, ProbeState
 from db.session import make_engine

@@ -158,3 +158,21 @@ def test_many_writers_never_see_database_is_locked(bot: Harness, caplog: pytest.
     assert len(bot.incidents()) == 1 + 16 * 4
     settle(bot)
     assert_exactly_once(bot)
+
+
+def test_a_command_runs_once_under_16_clients(bot: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each command's handler runs once per request (no rerun of a batch, no trusting pass): counted."""
+    from commands.registry import SLASH, SlashCommand
+
+    calls: list[str] = []
+    decision = SLASH["/decision"]
+
+    def counted(ctx: Any, text: str) -> Any:
+        calls.append(text)
+        return decision.handler(ctx, text)
+
+    monkeypatch.setitem(SLASH, "/decision", SlashCommand("/decision", counted, decision.usage, decision.summary))
+    responses = together(*(lambda i=i: bot.slash("/decision", f"decision {i}") for i in range(16)))
+    no_error_shown(bot, responses)
+    assert sorted(calls) == sorted(f"decision {i}" for i in range(16))
+    assert len(bot.events("decision.recorded")) == 16

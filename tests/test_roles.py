@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from commands.clock import ManualClock
+from bot.clock import ManualClock
 from commands.config import parse_config
 from tests.conftest import TEST_CONFIG
 from tests.console_helpers import (

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from commands.clock import ManualClock
+from bot.clock import ManualClock
 from commands.config import parse_config
 from tests.clockwork import channel_posts, live_timers, race, set_role, texts, timers
 from tests.conftest import START, TEST_CONFIG

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from bot.clock import ManualClock
 from bot.outbox import Outbox, Outcome
 from bot.transport import SlackTransport, make_client
-from commands.clock import ManualClock
 from commands.config import Config
 from db.models import AuditEvent, OutboxMessage
 from tests.faults import assert_exactly_once, outbox_id, pending, queue, settle

@@ -1,5 +1,5 @@
-"""The scheduler's batch pass through the real app: chunks claimed in one statement and committed
-together, each handler in a savepoint, exactly once across racing replicas (SQLite and PostgreSQL)."""
+"""The scheduler's pass through the real app: each due timer claimed and run once, its handler in a
+savepoint, a failing one marked failed alone, exactly once across racing replicas (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
@@ -99,43 +98,10 @@ def handler() -> Iterator[Callable[[str, Callable[[Context, Timer], None]], list
         del TIMERS[kind]
 
 
-class Statements:
-    """Counts the commits and the statements that touch a table, on an engine, while active."""
-
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-        self.commits = 0
-        self.sql: list[str] = []
-
-    def __enter__(self) -> Statements:
-        event.listen(self.engine, "commit", self._commit)
-        event.listen(self.engine, "before_cursor_execute", self._execute)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "commit", self._commit)
-        event.remove(self.engine, "before_cursor_execute", self._execute)
-
-    def _commit(self, conn: Any) -> None:
-        self.commits += 1
-
-    def _execute(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        self.sql.append(statement)
-
-    def selects_from(self, table: str) -> int:
-        return sum(1 for s in self.sql if s.lstrip().upper().startswith("SELECT") and f"FROM {table}" in s)
-
-
-def test_many_due_timers_across_launches_are_each_done_once_in_chunks(quiet: Harness,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_many_due_timers_across_launches_are_each_done_once(quiet: Harness) -> None:
     bot = quiet
-    monkeypatch.setattr(scheduler, "CHUNK_S", 30.0)  # chunks by count here (the time bound: below)
     timer_ids = add_launches(bot, launches=3, per_launch=20)
-    with Statements(bot.runtime.engine) as seen:
-        assert bot.tick() == 60
-    assert seen.commits == 3  # 60 timers in chunks of 25: three transactions, not sixty
-    # who holds which role is read once per launch per chunk, not once or more per escalation
-    assert seen.selects_from("role_assignment") <= 3 * 3
+    assert bot.tick() == 60
     assert bot.tick() == 0
     with bot.session() as s:
         timers = s.exec(select(Timer).where(Timer.id.in_(timer_ids))).all()  # type: ignore[union-attr]
@@ -171,13 +137,10 @@ def test_a_raising_handler_is_rolled_back_alone_and_not_retried(quiet: Harness, 
     timer_ids = add_launches(bot, launches=2, per_launch=15)
     bad = [add_timer(bot, "explode"), add_timer(bot, "clash")]
     assert bot.tick() == 30  # the 30 escalations, around the two that failed
-    # tried with the chunk (no savepoints), then alone in its savepoint when the chunk ran again
-    assert set(exploded) == {bad[0]} and set(clashed) == {bad[1]}
-    assert 1 <= len(exploded) <= 2 and 1 <= len(clashed) <= 2
-    tries = len(exploded), len(clashed)
+    assert exploded == [bad[0]] and clashed == [bad[1]]  # each run once
     for _ in range(3):  # later passes do not try them again
         bot.advance(timedelta(seconds=5), deliver=False)
-    assert (len(exploded), len(clashed)) == tries
+    assert exploded == [bad[0]] and clashed == [bad[1]]
     for timer_id, error in zip(bad, ("RuntimeError: boom", "IntegrityError"), strict=True):
         failed = get_timer(bot, timer_id)
         assert failed.done_at is not None and failed.payload["failed"] is True
@@ -207,28 +170,12 @@ def test_a_database_error_in_a_handler_is_retried_a_few_times_then_failed(quiet:
     assert failed.done_at is not None and failed.payload["failed"] is True and failed.payload["attempts"] == 3
     for _ in range(3):
         bot.tick()
-    # each pass tries it with its chunk, then alone in a savepoint (which counts the attempt)
-    assert calls == [timer_id] * 2 * scheduler.MAX_ATTEMPTS
+    assert calls == [timer_id] * scheduler.MAX_ATTEMPTS  # once a pass, then no more
     assert [e.payload["attempts"] for e in bot.events("timer.failed")] == [3]
 
 
-def test_a_chunk_that_runs_out_of_time_leaves_the_rest_to_the_next(quiet: Harness, handler: Any,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_command_is_answered_while_a_long_pass_runs(quiet: Harness, handler: Any) -> None:
     bot = quiet
-    monkeypatch.setattr(scheduler, "CHUNK_S", 0.05)
-    calls = handler("slow", lambda ctx, due: time.sleep(0.03))
-    slow = [add_timer(bot, "slow") for _ in range(6)]
-    with Statements(bot.runtime.engine) as seen:
-        assert bot.tick() == 6
-    assert sorted(calls) == slow  # each once, none lost between chunks
-    assert seen.commits >= 3  # no chunk held the write lock for all six
-    assert all(get_timer(bot, t).done_at is not None for t in slow)
-
-
-def test_commands_get_the_write_lock_between_chunks(quiet: Harness, handler: Any,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    bot = quiet
-    monkeypatch.setattr(scheduler, "CHUNK", 2)
     started = threading.Event()
 
     def slow(ctx: Context, due: Timer) -> None:
@@ -254,7 +201,7 @@ def test_commands_get_the_write_lock_between_chunks(quiet: Harness, handler: Any
     pass_s = time.monotonic() - began
     thread.join(10)
     assert len(calls) == 10 and pass_s >= 1.0
-    assert answered and answered[0] < pass_s / 2  # it waited for a chunk (≤ 0.2 s), not for the pass (1 s)
+    assert answered and answered[0] < pass_s / 2  # it waited for a timer (0.1 s), not for the pass (1 s)
 
 
 def test_racing_replicas_run_a_batch_exactly_once(quiet: Harness) -> None:

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.clock import FastClock, ManualClock
 from bot.dispatch import Dispatcher
 from bot.probes import ProbeLoop
 from bot.scheduler import Scheduler
-from commands.clock import FastClock, ManualClock
 from commands.config import parse_config
 from db.models import Timer
 from tests.clockwork import live_timers, wait_for

@@ -1,4 +1,4 @@
-"""Time is a value: the edges own a clock, commands get `now` from their context."""
+"""Time is a value: the edges own a clock (real, manual, shifted, fast); commands get `now` from their context."""
 
 from __future__ import annotations
 

@@ -1,56 +1,21 @@
-"""The door of `POST /slack/events`: what gets past it is signed, fresh, new and well-formed.
+"""What a Slack request must look like before warroom acts on it, over HTTP and Socket Mode alike.
 
-In order, before Bolt sees anything:
-1. size: a body over 1 MiB is 413 (Slack's are a few kB);
-2. signature: `v0=` HMAC-SHA256 over the raw bytes with the signing secret, timestamp within
-   5 minutes of real time, else 401 (Bolt's own verifier is skipped for what we hand it);
-3. shape: the body is parsed once, here, and rebuilt with only the fields warroom reads, each of
-   the type it must have; anything else is 400 with a sentence saying what was wrong. (Bolt's
-   own parser turns a slash command whose text contains the word "payload" into an empty body
-   and raises on malformed JSON; its context extractors assume dicts where Slack sends dicts.)
-4. replay: a slash command or interactive payload is new each time Slack sends one (a fresh
-   trigger_id and timestamp), so the same signature seen twice is a replay: 401. The signature is
-   stored in the command's transaction (Dispatcher.run, via REQUEST_KEY), so a replay check
-   costs no extra write. Events are exempt: Slack retries them (X-Slack-Retry-Num) and the event
-   id dedupes them (slack_app).
+Bolt verifies the signature; then (a Bolt middleware, bot/slack_app.py) the body is rebuilt here with
+only the fields warroom reads, each of the type it must have; anything else is answered 400 with a
+sentence saying what was wrong. Bolt's own context extractors and listeners assume dicts where Slack
+sends dicts, and its parser reads a slash command whose text contains the word "payload" as an empty
+body (`reparse` takes it back).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import logging
 import re
-import threading
-import time
-from contextvars import ContextVar
-from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import delete
-from sqlalchemy.engine import Engine
-
-from commands.clock import Clock
-from db.models import SeenRequest
-from db.session import transaction
-
-log = logging.getLogger("warroom.guard")
-MAX_BODY = 1 << 20
-MAX_SKEW_S = 300
-SIGNATURES_KEPT = timedelta(minutes=10)  # twice the timestamp window
-EVENTS_KEPT = timedelta(hours=1)  # Slack's last retry comes about 5 minutes after the first try
-PRUNE_EVERY_S = 60.0
-SLACK_ID = re.compile(r"^[A-Z0-9]{2,40}$")  # users, channels, teams: U0123ABC, C0123ABC, T0123ABC
-
-
-# the signature of the request being handled, for Dispatcher.run (set by bot/wsgi.py around Bolt)
-REQUEST_KEY: ContextVar[str | None] = ContextVar("warroom_request_key", default=None)
-
-
-class Replayed(Exception):
-    """This signed request was handled before: 401, nothing done."""
+MAX_BODY = 1 << 20  # Slack's requests are a few kB
+SLACK_ID = re.compile(r"^[A-Z0-9]{2,40}\Z")  # users, channels, teams: U0123ABC, C0123ABC, T0123ABC
 
 
 class Rejected(Exception):
@@ -60,77 +25,8 @@ class Rejected(Exception):
         self.error = error
 
 
-class Guard:
-    def __init__(self, signing_secret: str, engine: Engine, clock: Clock) -> None:
-        self.secret = signing_secret.encode()
-        self.engine = engine
-        self.clock = clock
-        self._pruned_at = 0.0
-        self._prune_lock = threading.Lock()
-
-    def read(self, environ: dict[str, Any]) -> bytes:
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            raise Rejected(400, "Content-Length is not a number") from None
-        if length > MAX_BODY:
-            raise Rejected(413, "request body over 1 MiB")
-        return environ["wsgi.input"].read(length) if length > 0 else b""
-
-    def check(self, environ: dict[str, Any], raw: bytes) -> dict[str, Any]:
-        """The request's body, rebuilt clean, or Rejected."""
-        timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
-        signature = environ.get("HTTP_X_SLACK_SIGNATURE", "")
-        self.verify(raw, timestamp, signature)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise Rejected(400, "the body is not UTF-8") from None
-        body = clean(parse(text, (environ.get("CONTENT_TYPE") or "").split(";")[0].strip()))
-        self.prune()
-        return body
-
-    @staticmethod
-    def replay_key(environ: dict[str, Any], body: dict[str, Any]) -> str | None:
-        """The key under which this request is remembered (None for events: see the module doc).
-        The dispatcher stores it in the command's transaction and raises Replayed if it is there."""
-        if body.get("type") in ("event_callback", "url_verification", "app_rate_limited"):
-            return None
-        return f"sig:{environ.get('HTTP_X_SLACK_SIGNATURE', '')}"
-
-    def verify(self, raw: bytes, timestamp: str, signature: str) -> None:
-        if not timestamp or not signature:
-            raise Rejected(401, "missing Slack signature headers")
-        try:
-            ts = int(timestamp)
-        except ValueError:
-            raise Rejected(401, "invalid request timestamp") from None
-        if abs(time.time() - ts) > MAX_SKEW_S:
-            raise Rejected(401, "stale request timestamp")
-        expected = "v0=" + hmac.new(self.secret, b"v0:" + timestamp.encode() + b":" + raw, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature):
-            raise Rejected(401, "invalid request signature")
-
-    def prune(self) -> None:
-        now_s = time.monotonic()
-        if now_s - self._pruned_at < PRUNE_EVERY_S or not self._prune_lock.acquire(blocking=False):
-            return
-        try:
-            self._pruned_at = now_s
-            now = self.clock.now()
-            with transaction(self.engine) as session:
-                session.exec(delete(SeenRequest).where(  # type: ignore[call-overload]
-                    SeenRequest.key.startswith("sig:"), SeenRequest.seen_at < now - SIGNATURES_KEPT))  # type: ignore[attr-defined,operator]
-                session.exec(delete(SeenRequest).where(SeenRequest.seen_at < now - EVENTS_KEPT))  # type: ignore[call-overload,operator]
-        except Exception:
-            log.exception("could not prune seen requests")
-        finally:
-            self._prune_lock.release()
-
-
-# -- parsing and rebuilding ---------------------------------------------------------
-
 def parse(text: str, content_type: str) -> dict[str, Any]:
+    """The body as Slack meant it: JSON (events), a form (slash commands) or a form's `payload` (clicks)."""
     if content_type == "application/json":
         return _dict(_json(text), "the JSON body")
     if content_type != "application/x-www-form-urlencoded":
@@ -139,6 +35,18 @@ def parse(text: str, content_type: str) -> dict[str, Any]:
     if "payload" in form:
         return _dict(_json(form["payload"]), "payload")
     return form
+
+
+def request_key(body: dict[str, Any], signature: str | None) -> str | None:
+    """The key under which a command or click is remembered (at most once, Dispatcher.run): Slack gives
+    each invocation a fresh trigger_id, over HTTP and Socket Mode; without one, the signature. Events
+    are deduplicated by their event id instead (bot/slack_app.py)."""
+    if body.get("type") in ("event_callback", "url_verification", "app_rate_limited"):
+        return None
+    trigger = body.get("trigger_id")
+    if trigger:
+        return f"trigger:{trigger}"
+    return f"sig:{signature}" if signature else None
 
 
 def clean(body: dict[str, Any]) -> dict[str, Any]:
