@@ -55,6 +55,7 @@ class SlackStandin:
         self._lock = threading.RLock()
         self._ts = 1_700_000_000.0
         self._server: ThreadingHTTPServer | None = None
+        self.socket_url: str | None = None  # apps.connections.open answers it (tests/socket_standin.py sets it)
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> SlackStandin:
@@ -226,6 +227,8 @@ class SlackStandin:
         if method == "auth.test":
             return {"ok": True, "url": "https://standin.slack/", "team": "Standin", "user": "warroom",
                     "team_id": "T0STANDIN", "user_id": "U0BOT", "bot_id": "B0BOT"}
+        if method == "apps.connections.open" and self.socket_url:
+            return {"ok": True, "url": self.socket_url}
         if method == "chat.postMessage":
             ts = self._next_ts()
             message = {"ts": ts, "text": args.get("text"), "blocks": args.get("blocks"),
