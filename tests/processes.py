@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -106,21 +107,22 @@ class BotProcess:
 
 
 def slash_body(command: str, text: str, *, user: str = "U0COMMANDER", channel: str = "C0WARROOM",
-               trigger: str = "t", response_url: str = "http://127.0.0.1:9/respond/x") -> str:
+               trigger: str | None = None, response_url: str = "http://127.0.0.1:9/respond/x") -> str:
+    """A slash command as Slack sends it; a fresh trigger id unless given (Slack never reuses one)."""
     return urlencode({
         "token": "legacy", "team_id": "T0STANDIN", "team_domain": "standin", "channel_id": channel,
         "channel_name": "launch-war-room", "user_id": user, "user_name": user.lower(), "command": command,
         "text": text, "api_app_id": "A0WARROOM", "is_enterprise_install": "false", "response_url": response_url,
-        "trigger_id": f"trigger.{trigger}",
+        "trigger_id": f"trigger.{trigger or uuid.uuid4().hex}",
     })
 
 
 def action_body(action_id: str, value: str, *, user: str = "U0COMMANDER", channel: str = "C0WARROOM",
-                trigger: str = "t", response_url: str = "http://127.0.0.1:9/respond/x") -> str:
+                trigger: str | None = None, response_url: str = "http://127.0.0.1:9/respond/x") -> str:
     payload = {
         "type": "block_actions", "team": {"id": "T0STANDIN", "domain": "standin"},
         "user": {"id": user, "username": user.lower(), "team_id": "T0STANDIN"}, "api_app_id": "A0WARROOM",
-        "token": "legacy", "trigger_id": f"trigger.{trigger}",
+        "token": "legacy", "trigger_id": f"trigger.{trigger or uuid.uuid4().hex}",
         "container": {"type": "message", "message_ts": "1700000000.000100", "channel_id": channel},
         "channel": {"id": channel, "name": "launch-war-room"},
         "message": {"type": "message", "ts": "1700000000.000100", "text": "…"}, "response_url": response_url,

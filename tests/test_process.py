@@ -93,7 +93,7 @@ def burst(url: str, stop: threading.Event, acked: list[tuple[str, int, str]], er
                 summary = f"{prefix} burst {t}-{i}"
                 channel = channels[(t + i) % len(channels)]
                 try:
-                    r = signed_post(client, url, slash_body("/incident", f"sev2 {summary}", trigger=f"{t}.{i}",
+                    r = signed_post(client, url, slash_body("/incident", f"sev2 {summary}", trigger=f"{prefix}.{t}.{i}",
                                                             channel=channel), timeout=5)
                 except httpx.HTTPError:
                     return  # the process died under us: this command was never answered
