@@ -35,7 +35,7 @@ from commands.config import Config, Probe, load_config, offset_of
 from commands.context import Context, Result, role_holder
 from commands.export import export_text
 from commands.files import t_label
-from commands.registry import ACTIONS, SLASH, TIMERS
+from commands.registry import SLASH, TIMERS, action_handler
 from db.models import Incident, Launch, OutboxMessage, Timer
 from db.session import make_engine, migrate, transaction
 
@@ -60,7 +60,7 @@ class Step:
 
     @property
     def known(self) -> bool:
-        return self.name in (SLASH if self.kind == "slash" else ACTIONS)
+        return self.name in SLASH if self.kind == "slash" else action_handler(self.name) is not None
 
 
 def script(config: Config) -> list[Step]:

@@ -55,13 +55,18 @@ def terminal_text(mrkdwn: str, names: dict[str, str] | None = None) -> str:
 
 
 def buttons_of(blocks: list[dict[str, Any]] | None) -> list[tuple[str, str, str]]:
-    """(label, action_id, value) of every button and menu option in the blocks."""
+    """(label, action_id, value) of every button and menu option in the blocks (actions blocks and
+    section accessories). A `<name>:<choice>` id is shown by its name: `:press` takes either."""
     out = []
     for block in blocks or []:
-        if block.get("type") != "actions":
+        if block.get("type") == "actions":
+            elements = block.get("elements", [])
+        elif block.get("type") == "section" and isinstance(block.get("accessory"), dict):
+            elements = [block["accessory"]]
+        else:
             continue
-        for element in block.get("elements", []):
-            action_id = element.get("action_id", "")
+        for element in elements:
+            action_id = str(element.get("action_id", "")).partition(":")[0]
             if element.get("type") == "button":
                 out.append((str((element.get("text") or {}).get("text", action_id)), action_id,
                             str(element.get("value", ""))))

@@ -30,6 +30,8 @@ from commands.parse import USER_ID, parse_duration, parse_time
 SEVERITY_KEYS = ("sev1", "sev2", "sev3", "sev4")
 STANDARD_ROLES = ("commander", "scribe", "eng_oncall", "devops", "cx", "exec")
 CHANNEL_ID = r"^[CGD][A-Z0-9]{2,20}$"
+# the checklist is one block per step after its heading, and a rehearsal adds its marker: Slack takes 50
+MAX_ROLLBACK_STEPS = 48
 
 class ConfigError(Exception):
     def __init__(self, errors: list[str]) -> None:
@@ -350,6 +352,8 @@ class _Validator:
             )
         steps = rb.get("steps")
         step_list = tuple(self.text(s, f"rollback.steps[{i}]") for i, s in enumerate(self.seq(steps, "rollback.steps")))
+        if len(step_list) > MAX_ROLLBACK_STEPS:
+            self.err("rollback.steps", f"has {len(step_list)} steps; a Slack message shows at most {MAX_ROLLBACK_STEPS}")
         approvals = rb.get("approvals", 1)
         if not isinstance(approvals, int) or isinstance(approvals, bool) or approvals not in (1, 2):
             self.err("rollback.approvals", f"{approvals!r} is not 1 or 2")

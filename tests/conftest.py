@@ -80,10 +80,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def standin() -> Iterator[SlackStandin]:
+def standin(request: pytest.FixtureRequest) -> Iterator[SlackStandin]:
     s = SlackStandin().start()
     yield s
     s.stop()
+    # every payload the bot sent was held to Slack's Block Kit rules: one Slack refuses fails the test
+    refused = s.rejected()
+    if refused and request.node.get_closest_marker("refused_blocks") is None:
+        lines = [f"{c.method} -> {c.response['error']}: {'; '.join(c.response['errors'])}" for c in refused]
+        pytest.fail("Slack would refuse what the bot sent:\n" + "\n".join(lines))
 
 
 @pytest.fixture

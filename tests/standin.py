@@ -9,6 +9,9 @@
     standin.outage(); standin.end_outage()              # the same, switched by the test (manual clock)
 
 It also serves `response_url` posts (/respond/…) and file uploads (/upload/…).
+
+Every message and view is held to Slack's Block Kit rules (tests/blockkit.py): a payload Slack would
+refuse is answered as Slack answers it (`invalid_blocks`, HTTP 200) and kept in `rejections`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
+
+from tests import blockkit
 
 
 @dataclass
@@ -49,6 +54,7 @@ class SlackStandin:
         self.messages: dict[str, list[dict[str, Any]]] = {}
         self.uploads: dict[str, bytes] = {}
         self.faults: list[Fault] = []
+        self.rejections: list[Call] = []  # payloads refused for breaking Slack's Block Kit rules
         self.enforce_pacing = enforce_pacing
         self._outage_until = 0.0
         self._last_post: dict[str, float] = {}
@@ -145,6 +151,11 @@ class SlackStandin:
         """Posts in threads (a broadcast reply is in its thread and in the channel)."""
         return [p for p in self.posts(channel) if p.get("thread_ts")]
 
+    def rejected(self, error: str | None = None) -> list[Call]:
+        """The calls refused for their blocks (or text), e.g. `rejected("invalid_blocks")`."""
+        with self._lock:
+            return [c for c in self.rejections if error is None or c.response.get("error") == error]
+
     def attempts(self, method: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.method == method]
@@ -154,6 +165,7 @@ class SlackStandin:
             self.calls.clear()
             self.messages.clear()
             self.faults.clear()
+            self.rejections.clear()
             self._last_post.clear()
         self._outage_until = 0.0
 
@@ -161,6 +173,9 @@ class SlackStandin:
     def handle(self, path: str, content_type: str, raw: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
         args = _parse(content_type, raw)
         if path.startswith("/respond/"):
+            refused = self._refused("response_url", args)
+            if refused is not None:
+                return 200, {}, refused
             self._record(Call("response_url", args, time.time(), 200, {"ok": True}))
             return 200, {}, {"ok": True}
         if path.startswith("/upload/"):
@@ -176,8 +191,10 @@ class SlackStandin:
         if fault is not None:
             if fault.delay:
                 # the request landed; the answer comes too late for the client
-                response = self._answer(method, args)
-                self._record(Call(method, args, time.time(), 200, response))
+                response = self._refused(method, args)
+                if response is None:
+                    response = self._answer(method, args)
+                    self._record(Call(method, args, time.time(), 200, response))
                 time.sleep(fault.delay)
                 return 200, {}, response
             if fault.status == 429:
@@ -189,6 +206,9 @@ class SlackStandin:
             response = {"ok": False, "error": fault.error or "unknown_error"}
             self._record(Call(method, args, time.time(), 200, response))
             return 200, {}, response
+        refused = self._refused(method, args)
+        if refused is not None:
+            return 200, {}, refused
         if method == "chat.postMessage" and self.enforce_pacing:
             channel = str(args.get("channel"))
             with self._lock:
@@ -200,6 +220,17 @@ class SlackStandin:
         response = self._answer(method, args)
         self._record(Call(method, args, time.time(), 200, response))
         return 200, {}, response
+
+    def _refused(self, method: str, args: dict[str, Any]) -> dict[str, Any] | None:
+        """Slack's answer to a payload that breaks its Block Kit rules, recorded; None when it passes."""
+        verdict = blockkit.check(method, args)
+        if verdict is None:
+            return None
+        call = Call(method, args, time.time(), 200, verdict.response())
+        with self._lock:
+            self.calls.append(call)
+            self.rejections.append(call)
+        return call.response
 
     def _record(self, call: Call) -> None:
         with self._lock:

@@ -83,7 +83,9 @@ def test_summary_reports_incidents_probes_and_decisions(bot: Harness) -> None:
     assert "*Decisions since the start: 1*\n• 10:24 <@U0ENG> (decision): freeze deploys until T+4h" in text
     blocks = bot.posts(WAR_ROOM)[-1]["blocks"]
     assert [e["value"] for e in blocks[-1]["elements"]] == ["continue", "widen", "hold", "rollback"]
-    assert {e["action_id"] for e in blocks[-1]["elements"]} == {"checkpoint_decision"}
+    assert [e["action_id"] for e in blocks[-1]["elements"]] == [
+        "checkpoint_decision:continue", "checkpoint_decision:widen", "checkpoint_decision:hold",
+        "checkpoint_decision:rollback"]
 
 
 def test_second_checkpoint_reports_only_what_happened_since(bot: Harness) -> None:
@@ -92,7 +94,7 @@ def test_second_checkpoint_reports_only_what_happened_since(bot: Harness) -> Non
     slash(bot, "/decision", "old decision")
     slash(bot, "/checkpoint")
     bot.deliver()
-    click(bot, "checkpoint_decision", "continue", ref=f"checkpoint:{checkpoints(bot)[0].id}")
+    click(bot, "checkpoint_decision:continue", "continue", ref=f"checkpoint:{checkpoints(bot)[0].id}")
     bot.clock.advance(timedelta(hours=3))
     slash(bot, "/decision", "widen to region two")
     slash(bot, "/checkpoint", "T+4h")
@@ -125,15 +127,15 @@ def test_decision_once_by_the_commander_on_the_newest_checkpoint(bot: Harness) -
     bot.deliver()
     first = f"checkpoint:{checkpoints(bot)[0].id}"
     # the wrong person
-    out = click(bot, "checkpoint_decision", "continue", user=STRANGER, ref=first)
+    out = click(bot, "checkpoint_decision:continue", "continue", user=STRANGER, ref=first)
     assert out.startswith("Only the commander can use `checkpoint decision`")
     assert decisions(bot) == [] and refusals(bot)[-1].actor == STRANGER
     # a value that is not a choice
-    assert "not one warroom knows" in click(bot, "checkpoint_decision", "launch-the-missiles", ref=first)
+    assert "not one warroom knows" in click(bot, "checkpoint_decision:launch", "launch-the-missiles", ref=first)
     # the commander, twice (a double click)
     bot.clock.advance(timedelta(minutes=2))
-    assert click(bot, "checkpoint_decision", "hold", ref=first) == "Decision recorded: hold."
-    out = click(bot, "checkpoint_decision", "continue", ref=first)
+    assert click(bot, "checkpoint_decision:hold", "hold", ref=first) == "Decision recorded: hold."
+    out = click(bot, "checkpoint_decision:continue", "continue", ref=first)
     assert out == "The checkpoint of 10:00 was already decided: *hold* by <@U0COMMANDER> at 10:02. Nothing changed."
     [d] = decisions(bot, "checkpoint")
     assert (d.text, d.actor, d.created_at, d.payload["checkpoint_id"]) == ("hold", COMMANDER, bot.clock.now(),
@@ -152,26 +154,26 @@ def test_click_on_a_superseded_checkpoint_is_stale(bot: Harness) -> None:
     slash(bot, "/checkpoint", "two")
     bot.deliver()
     old, new = (f"checkpoint:{c.id}" for c in checkpoints(bot))
-    out = click(bot, "checkpoint_decision", "widen", ref=old)
+    out = click(bot, "checkpoint_decision:widen", "widen", ref=old)
     assert out == "That checkpoint (10:00) was superseded by the one at 10:30; decide on the newest. Nothing changed."
     assert decisions(bot) == []
-    assert click(bot, "checkpoint_decision", "widen", ref=new) == "Decision recorded: widen."
+    assert click(bot, "checkpoint_decision:widen", "widen", ref=new) == "Decision recorded: widen."
     assert [c.choice for c in checkpoints(bot)] == [None, "widen"]
 
 
 def test_click_with_no_message_decides_the_newest_and_none_without_a_checkpoint(bot: Harness) -> None:
-    assert "There is no checkpoint to decide on" in click(bot, "checkpoint_decision", "continue")
+    assert "There is no checkpoint to decide on" in click(bot, "checkpoint_decision:continue", "continue")
     slash(bot, "/checkpoint")
     bot.clock.advance(timedelta(minutes=1))
     slash(bot, "/checkpoint")
-    assert click(bot, "checkpoint_decision", "continue") == "Decision recorded: continue."
+    assert click(bot, "checkpoint_decision:continue", "continue") == "Decision recorded: continue."
     assert [c.choice for c in checkpoints(bot)] == [None, "continue"]
 
 
 def test_rollback_choice_opens_the_rollback_confirmation(bot: Harness) -> None:
     slash(bot, "/checkpoint", "errors climbing")
     bot.deliver()
-    out = click(bot, "checkpoint_decision", "rollback", ref=f"checkpoint:{checkpoints(bot)[0].id}")
+    out = click(bot, "checkpoint_decision:rollback", "rollback", ref=f"checkpoint:{checkpoints(bot)[0].id}")
     assert out.startswith("Rollback requested: confirm it on the message in the war room")
     bot.deliver()
     with bot.session() as s:

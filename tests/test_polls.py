@@ -44,7 +44,8 @@ def start(bot: Harness, command: str = "/gonogo") -> str:
 
 
 def vote(bot: Harness, ref: str, value: str, user: str, action_id: str = "gonogo_vote") -> str:
-    return click(bot, action_id, value, user=user, ref=ref)
+    """Press the poll's button as Slack sends it: action_id `<name>:<choice>`, the choice in the value."""
+    return click(bot, f"{action_id}:{value}", value, user=user, ref=ref)
 
 
 def live(bot: Harness, ref: str) -> str:
@@ -175,7 +176,8 @@ def test_signoff_all_accept_says_launch_accepted(bot: Harness) -> None:
     posted = bot.posts(WAR_ROOM)[-1]
     assert posted["text"].startswith("*Launch sign-off*")
     assert "• cx: confirms CX workflows are stable" in posted["text"]
-    assert {e["action_id"] for e in posted["blocks"][1]["elements"]} == {"signoff_vote"}
+    assert [e["action_id"] for e in posted["blocks"][1]["elements"]] == [
+        "signoff_vote:accepted", "signoff_vote:rollback"]
     assert [e["value"] for e in posted["blocks"][1]["elements"]] == ["accepted", "rollback"]
     assert "not one warroom knows" in vote(bot, ref, "go", CX, "signoff_vote")
     for user in (COMMANDER, ENG, CX):

@@ -178,10 +178,11 @@ def test_transport_shows_threads_updates_channels_and_buttons() -> None:
     out = io.StringIO()
     transport = ShellTransport(config, Console(out))
     blocks = [{"type": "context", "elements": [{"type": "mrkdwn", "text": "[REHEARSAL]"}]},
-              {"type": "section", "text": {"type": "mrkdwn", "text": "Vote &amp; go"}},
+              {"type": "section", "text": {"type": "mrkdwn", "text": "Vote &amp; go"}, "accessory": {
+                  "type": "button", "action_id": "rollback_step", "value": "3:1", "text": {"type": "plain_text", "text": "Done"}}},
               {"type": "context", "elements": [{"type": "mrkdwn", "text": "2 of 3 voted"}]},
               {"type": "actions", "elements": [
-                  {"type": "button", "action_id": "gonogo_vote", "value": "go", "text": {"type": "plain_text", "text": "Go"}},
+                  {"type": "button", "action_id": "gonogo_vote:go", "value": "go", "text": {"type": "plain_text", "text": "Go"}},
                   {"type": "static_select", "action_id": "pick", "options": [
                       {"text": {"type": "plain_text", "text": "Hold"}, "value": "hold"}]}]}]
     first = transport.send(OutboxMessage(kind="x", channel="C0OPERATORS",
@@ -192,6 +193,7 @@ def test_transport_shows_threads_updates_channels_and_buttons() -> None:
     lines = out.getvalue().splitlines()
     assert lines[0] == "#operators    bot: [REHEARSAL] Vote & go"
     assert lines[1].strip() == "· 2 of 3 voted"
-    assert lines[2].strip() == "[Go] :press gonogo_vote go   [Hold] :press pick hold"
+    # a `<name>:<choice>` id is shown by its name (`:press` takes either); section accessories are buttons too
+    assert lines[2].strip() == "[Done] :press rollback_step 3:1   [Go] :press gonogo_vote go   [Hold] :press pick hold"
     assert lines[3].startswith("#war-room       ↳ bot: reply") and lines[4].strip() == "second"
     assert lines[5] == "#C0ELSE       bot (updated): new"
