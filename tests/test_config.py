@@ -132,9 +132,14 @@ def test_durations(text: str, seconds: int, shown: str) -> None:
     assert parse_duration(shown) == parsed
 
 
-@pytest.mark.parametrize("text", ["", "5", "m", "5 m", "-5m", "5min", "1.5h", "h5"])
+@pytest.mark.parametrize("text", ["", "5", "m", "5 m", "-5m", "5min", "1.5h", "h5",
+                                  "720h1s", "99999999999999h", "9" * 5000 + "s", "5m\nx"])
 def test_not_durations(text: str) -> None:
-    assert parse_duration(text) is None
+    assert parse_duration(text) is None  # never OverflowError: over 30 days is not a duration
+
+
+def test_thirty_days_is_the_longest_duration() -> None:
+    assert parse_duration("720h") == timedelta(days=30) == parse_duration("719h60m")
 
 
 def test_marks() -> None:
