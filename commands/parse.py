@@ -70,3 +70,16 @@ def parse_time(text: str) -> datetime | None:
     except ValueError:
         return None
     return value if value.tzinfo is not None else None
+
+
+def offset_of(label: str) -> timedelta | None:
+    """`T-24h` -> -24h, `T0` -> 0, `T+15m` -> +15m; None when it is not a mark."""
+    label = label.strip()
+    if label.upper() == "T0":
+        return timedelta(0)
+    if len(label) < 3 or label[0] not in "Tt" or label[1] not in "+-":
+        return None
+    delta = parse_duration(label[2:])
+    if delta is None:
+        return None
+    return -delta if label[1] == "-" else delta
