@@ -1,7 +1,8 @@
-"""The launch config (YAML) into one validated settings object.
+"""The launch config (YAML) into one validated, frozen settings object.
 
-Every error names its key path, e.g.
-`severities.sev1.ack_within: '5 minutes' is not a duration like 5m`.
+commands/config_models.py gives the file's shape (pydantic models); this module reads the file within
+its bounds (1 MiB, 50 YAML aliases) and turns the validated sections into the Config the commands use.
+Every error names its key path, e.g. `severities.sev1.ack_within: '5 minutes' is not a duration like 5m`.
 """
 
 from __future__ import annotations
@@ -9,29 +10,38 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import yaml
+from pydantic import ValidationError
 
+from commands.config_models import (
+    MAX_ROLLBACK_STEPS,
+    SEVERITY_KEYS,
+    STANDARD_ROLES,
+    ConfigFile,
+    key_path_errors,
+)
 from commands.defaults import (
     DEFAULT_ANNOUNCEMENT,
     DEFAULT_CONTINGENCIES,
     DEFAULT_GONOGO_CRITERIA,
     DEFAULT_ROLLBACK_STEPS,
     DEFAULT_RUN_OF_SHOW,
-    DEFAULT_SEVERITIES,
     DEFAULT_YAML,
     NEXT_CHECKPOINT,
 )
-from commands.parse import USER_ID, parse_duration, parse_time
+from commands.parse import offset_of
 
-SEVERITY_KEYS = ("sev1", "sev2", "sev3", "sev4")
-STANDARD_ROLES = ("commander", "scribe", "eng_oncall", "devops", "cx", "exec")
-CHANNEL_ID = r"^[CGD][A-Z0-9]{2,20}$"
-# the checklist is one block per step after its heading, and a rehearsal adds its marker: Slack takes 50
-MAX_ROLLBACK_STEPS = 48
+__all__ = [
+    "MAX_ROLLBACK_STEPS", "NEXT_CHECKPOINT", "SEVERITY_KEYS", "STANDARD_ROLES", "Config", "ConfigError", "Contingency", "Mark",
+    "Probe", "Severity", "Webhook", "load_config", "offset_of", "parse_config",
+]
+MAX_FILE_BYTES = 1024 * 1024
+MAX_ALIASES = 50  # `*name` references; a few dozen make a billion-laughs file expand to gigabytes
+MAX_DEPTH = 64  # nested mappings and lists; a config needs a handful, and PyYAML recurses per level
+
 
 class ConfigError(Exception):
     def __init__(self, errors: list[str]) -> None:
@@ -122,291 +132,93 @@ def load_config(path: str | None) -> Config:
     if path is None:
         return parse_config(DEFAULT_YAML)
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        with open(path, "rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)  # never more than the limit, whatever the file is
     except OSError as exc:
         raise ConfigError([f"{path}: cannot be read ({exc.strerror})"]) from exc
-    except yaml.YAMLError as exc:
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError([f"{path}: is over 1 MiB (a config is at most 1 MiB)"])
+    try:
+        raw = yaml.load(data.decode("utf-8"), Loader=_BoundedLoader)  # a SafeLoader, counting aliases
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: is not UTF-8 text"]) from exc
+    except _OverLimit as exc:
+        raise ConfigError([f"{path}: {exc}"]) from exc
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: e.g. an integer of 5,000 digits
         raise ConfigError([f"{path}: not valid YAML ({exc})"]) from exc
     return parse_config(raw if raw is not None else {})
 
 
 def parse_config(raw: Any) -> Config:
-    v = _Validator()
-    cfg = v.config(raw)
-    if v.errors:
-        raise ConfigError(v.errors)
-    assert cfg is not None
-    return cfg
+    try:
+        file = ConfigFile.read(raw)
+    except ValidationError as exc:
+        raise ConfigError(key_path_errors(exc)) from None
+    return _settings(file)
 
 
-class _Validator:
-    def __init__(self) -> None:
-        self.errors: list[str] = []
+class _OverLimit(yaml.YAMLError):
+    pass
 
-    def err(self, path: str, msg: str) -> None:
-        self.errors.append(f"{path}: {msg}")
 
-    def mapping(self, value: Any, path: str) -> Mapping[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            self.err(path, f"{value!r} is not a mapping")
-            return {}
-        return value
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that stops at the 51st alias or the 65th level while composing, before anything expands."""
 
-    def seq(self, value: Any, path: str) -> list[Any]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.err(path, f"{value!r} is not a list")
-            return []
-        return value
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.aliases = 0
+        self.depth = 0
 
-    def text(self, value: Any, path: str, default: str = "", *, required: bool = False) -> str:
-        if value is None:
-            if required:
-                self.err(path, "is required")
-            return default
-        if not isinstance(value, str | int | float) or isinstance(value, bool) or str(value).strip() == "":
-            self.err(path, f"{value!r} is not a non-empty string")
-            return default
-        return str(value)
-
-    def duration(self, value: Any, path: str, default: timedelta | None) -> timedelta | None:
-        if value is None:
-            return default
-        parsed = parse_duration(str(value)) if isinstance(value, str) else None
-        if parsed is None or parsed.total_seconds() <= 0:
-            self.err(path, f"{value!r} is not a duration like 5m")
-            return default
-        return parsed
-
-    def unknown(self, m: Mapping[str, Any], allowed: set[str], path: str) -> None:
-        for key in m:
-            if key not in allowed:
-                self.err(f"{path}.{key}" if path else str(key), f"unknown key (expected one of {', '.join(sorted(allowed))})")
-
-    def config(self, raw: Any) -> Config | None:
-        top = self.mapping(raw, "(top level)")
-        self.unknown(top, {"launch", "channels", "roles", "severities", "heartbeat", "probes", "run_of_show",
-                           "rollback", "gonogo", "signoff", "contingencies"}, "")
-        launch = self.mapping(top.get("launch"), "launch")
-        self.unknown(launch, {"name", "t0", "timezone", "announcement"}, "launch")
-        tz = self.text(launch.get("timezone"), "launch.timezone", "UTC")
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        line = self.peek_event().start_mark.line + 1
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise _OverLimit(f"has more than {MAX_ALIASES} YAML aliases (*name); the one at line {line} is over")
+        if self.depth >= MAX_DEPTH:
+            raise _OverLimit(f"is nested more than {MAX_DEPTH} levels deep (at line {line})")
+        self.depth += 1
         try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            self.err("launch.timezone", f"{tz!r} is not a time zone like America/Los_Angeles")
-            tz = "UTC"
-        t0 = launch.get("t0")
-        if isinstance(t0, datetime):
-            t0 = t0 if t0.tzinfo else t0.replace(tzinfo=ZoneInfo(tz))
-        elif t0 is not None:
-            parsed = parse_time(str(t0))
-            if parsed is None:
-                self.err("launch.t0", f"{t0!r} is not an ISO time with an offset like 2025-10-16T10:00:00-07:00")
-            t0 = parsed
-        channels = self.mapping(top.get("channels"), "channels")
-        self.unknown(channels, {"war_room", "broadcast"}, "channels")
-        war_room = self.channel(channels.get("war_room", "C0WARROOM"), "channels.war_room")
-        broadcast = tuple(self.channel(c, f"channels.broadcast[{i}]")
-                          for i, c in enumerate(self.seq(channels.get("broadcast"), "channels.broadcast")))
-        roles: dict[str, str | None] = {}
-        for role, user in self.mapping(top.get("roles"), "roles").items():
-            if user is not None and (not isinstance(user, str) or not USER_ID.match(user)):
-                self.err(f"roles.{role}", f"{user!r} is not a Slack user id like U0123ABC")
-                continue
-            roles[str(role)] = user
-        return Config(
-            launch_name=self.text(launch.get("name"), "launch.name", "launch")[:200],
-            t0=t0 if isinstance(t0, datetime) else None,
-            timezone=tz,
-            announcement=self.text(launch.get("announcement"), "launch.announcement", DEFAULT_ANNOUNCEMENT),
-            war_room=war_room,
-            broadcast=broadcast,
-            roles=roles,
-            severities=self.severities(top.get("severities"), set(roles) | set(STANDARD_ROLES)),
-            **self.heartbeat(top.get("heartbeat")),
-            probes=self.probes(top.get("probes")),
-            run_of_show=self.run_of_show(top.get("run_of_show")),
-            **self.rollback(top.get("rollback")),
-            **self.polls(top.get("gonogo"), top.get("signoff")),
-            contingencies=self.contingencies(top.get("contingencies")),
-        )
-
-    def channel(self, value: Any, path: str) -> str:
-        import re
-
-        if not isinstance(value, str) or not re.match(CHANNEL_ID, value):
-            self.err(path, f"{value!r} is not a Slack channel id like C0123ABC")
-            return "C0INVALID"
-        return value
-
-    def severities(self, raw: Any, known_roles: set[str]) -> dict[str, Severity]:
-        given = self.mapping(raw, "severities")
-        self.unknown(given, set(SEVERITY_KEYS), "severities")
-        out: dict[str, Severity] = {}
-        for key in SEVERITY_KEYS:
-            base = dict(DEFAULT_SEVERITIES[key])
-            path = f"severities.{key}"
-            override = self.mapping(given.get(key), path)
-            self.unknown(override, {"name", "ack_within", "escalate_to", "update_every"}, path)
-            base.update(override)
-            ack_raw = base.get("ack_within")
-            ack: timedelta | str | None
-            if ack_raw == NEXT_CHECKPOINT or ack_raw is None:
-                ack = ack_raw
-            else:
-                ack = self.duration(ack_raw, f"{path}.ack_within", None)
-            chain = []
-            for i, role in enumerate(self.seq(base.get("escalate_to"), f"{path}.escalate_to")):
-                if not isinstance(role, str) or role not in known_roles:
-                    self.err(f"{path}.escalate_to[{i}]", f"{role!r} is not a role under roles:")
-                else:
-                    chain.append(role)
-            out[key] = Severity(
-                key=key,
-                name=self.text(base.get("name"), f"{path}.name", key)[:40],
-                ack_within=ack,
-                escalate_to=tuple(chain),
-                update_every=self.duration(base.get("update_every"), f"{path}.update_every", timedelta(minutes=30))
-                or timedelta(minutes=30),
-            )
-        return out
-
-    def heartbeat(self, raw: Any) -> dict[str, Any]:
-        hb = self.mapping(raw, "heartbeat")
-        self.unknown(hb, {"every", "for"}, "heartbeat")
-        return {
-            "heartbeat_every": self.duration(hb.get("every"), "heartbeat.every", timedelta(minutes=30)),
-            "heartbeat_for": self.duration(hb.get("for"), "heartbeat.for", timedelta(hours=4)),
-        }
-
-    def probes(self, raw: Any) -> tuple[Probe, ...]:
-        out = []
-        names: set[str] = set()
-        for i, item in enumerate(self.seq(raw, "probes")):
-            path = f"probes[{i}]"
-            p = self.mapping(item, path)
-            self.unknown(p, {"name", "url", "threshold_ms", "every", "timeout", "metric"}, path)
-            name = self.text(p.get("name"), f"{path}.name", f"probe{i}", required=True)
-            if name in names:
-                self.err(f"{path}.name", f"{name!r} is used by another probe")
-            names.add(name)
-            url = self.text(p.get("url"), f"{path}.url", "", required=True)
-            if url and not url.startswith(("http://", "https://")):
-                self.err(f"{path}.url", f"{url!r} is not an http(s) URL")
-            threshold = p.get("threshold_ms")
-            if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold <= 0):
-                self.err(f"{path}.threshold_ms", f"{threshold!r} is not a positive number of milliseconds")
-                threshold = None
-            metric = p.get("metric", "latency")
-            if metric not in ("latency", "engagement"):
-                self.err(f"{path}.metric", f"{metric!r} is not latency or engagement")
-                metric = "latency"
-            out.append(Probe(
-                name=name, url=url, threshold_ms=threshold, metric=metric,
-                every=self.duration(p.get("every"), f"{path}.every", timedelta(minutes=1)) or timedelta(minutes=1),
-                timeout=self.duration(p.get("timeout"), f"{path}.timeout", timedelta(seconds=5)) or timedelta(seconds=5),
-            ))
-        return tuple(out)
-
-    def run_of_show(self, raw: Any) -> tuple[Mark, ...]:
-        if raw is None:
-            return tuple(Mark(label, offset_of(label) or timedelta(0), text) for label, text in DEFAULT_RUN_OF_SHOW)
-        out = []
-        for i, item in enumerate(self.seq(raw, "run_of_show")):
-            path = f"run_of_show[{i}]"
-            m = self.mapping(item, path)
-            self.unknown(m, {"at", "text"}, path)
-            at = self.text(m.get("at"), f"{path}.at", "T0", required=True)
-            offset = offset_of(at)
-            if offset is None:
-                self.err(f"{path}.at", f"{at!r} is not a mark like T-24h, T0 or T+15m")
-                continue
-            out.append(Mark(at, offset, self.text(m.get("text"), f"{path}.text", "", required=True)))
-        return tuple(sorted(out, key=lambda mark: mark.offset))
-
-    def rollback(self, raw: Any) -> dict[str, Any]:
-        rb = self.mapping(raw, "rollback")
-        self.unknown(rb, {"webhook", "steps", "approvals"}, "rollback")
-        webhook = None
-        if rb.get("webhook") is not None:
-            wh = self.mapping(rb.get("webhook"), "rollback.webhook")
-            self.unknown(wh, {"url", "method", "json", "headers", "timeout", "retries"}, "rollback.webhook")
-            url = self.text(wh.get("url"), "rollback.webhook.url", "", required=True)
-            if url and not url.startswith(("http://", "https://")):
-                self.err("rollback.webhook.url", f"{url!r} is not an http(s) URL")
-            method = self.text(wh.get("method"), "rollback.webhook.method", "POST").upper()
-            if method not in ("POST", "PUT", "PATCH", "GET", "DELETE"):
-                self.err("rollback.webhook.method", f"{method!r} is not an HTTP method")
-            retries = wh.get("retries", 2)
-            if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10:
-                self.err("rollback.webhook.retries", f"{retries!r} is not a whole number from 0 to 10")
-                retries = 2
-            webhook = Webhook(
-                url=url, method=method, json=wh.get("json"),
-                headers={str(k): str(v) for k, v in self.mapping(wh.get("headers"), "rollback.webhook.headers").items()},
-                timeout=self.duration(wh.get("timeout"), "rollback.webhook.timeout", timedelta(seconds=5)) or timedelta(seconds=5),
-                retries=retries,
-            )
-        steps = rb.get("steps")
-        step_list = tuple(self.text(s, f"rollback.steps[{i}]") for i, s in enumerate(self.seq(steps, "rollback.steps")))
-        if len(step_list) > MAX_ROLLBACK_STEPS:
-            self.err("rollback.steps", f"has {len(step_list)} steps; a Slack message shows at most {MAX_ROLLBACK_STEPS}")
-        approvals = rb.get("approvals", 1)
-        if not isinstance(approvals, int) or isinstance(approvals, bool) or approvals not in (1, 2):
-            self.err("rollback.approvals", f"{approvals!r} is not 1 or 2")
-            approvals = 1
-        return {
-            "webhook": webhook,
-            "rollback_steps": step_list if steps is not None else DEFAULT_ROLLBACK_STEPS,
-            "rollback_approvals": approvals,
-        }
-
-    def polls(self, gonogo_raw: Any, signoff_raw: Any) -> dict[str, Any]:
-        gonogo = self.mapping(gonogo_raw, "gonogo")
-        self.unknown(gonogo, {"criteria", "roles"}, "gonogo")
-        signoff = self.mapping(signoff_raw, "signoff")
-        self.unknown(signoff, {"roles"}, "signoff")
-        out: dict[str, Any] = {}
-        if gonogo.get("criteria") is not None:
-            out["gonogo_criteria"] = tuple(self.text(c, f"gonogo.criteria[{i}]")
-                                           for i, c in enumerate(self.seq(gonogo.get("criteria"), "gonogo.criteria")))
-        for key, path, raw_roles in (("gonogo_roles", "gonogo.roles", gonogo.get("roles")),
-                                      ("signoff_roles", "signoff.roles", signoff.get("roles"))):
-            if raw_roles is not None:
-                roles = tuple(self.text(r, f"{path}[{i}]") for i, r in enumerate(self.seq(raw_roles, path)))
-                if not roles:
-                    self.err(path, "needs at least one role")
-                out[key] = roles
-        return out
-
-    def contingencies(self, raw: Any) -> tuple[Contingency, ...]:
-        if raw is None:
-            return tuple(Contingency(*row) for row in DEFAULT_CONTINGENCIES)
-        out = []
-        for i, item in enumerate(self.seq(raw, "contingencies")):
-            path = f"contingencies[{i}]"
-            c = self.mapping(item, path)
-            self.unknown(c, {"scenario", "action", "owner", "notes"}, path)
-            out.append(Contingency(
-                scenario=self.text(c.get("scenario"), f"{path}.scenario", "", required=True),
-                action=self.text(c.get("action"), f"{path}.action", "", required=True),
-                owner=self.text(c.get("owner"), f"{path}.owner", "commander"),
-                notes=self.text(c.get("notes"), f"{path}.notes", ""),
-            ))
-        return tuple(out)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
-def offset_of(label: str) -> timedelta | None:
-    """`T-24h` -> -24h, `T0` -> 0, `T+15m` -> +15m; None when it is not a mark."""
-    label = label.strip()
-    if label.upper() == "T0":
-        return timedelta(0)
-    if len(label) < 3 or label[0] not in "Tt" or label[1] not in "+-":
-        return None
-    delta = parse_duration(label[2:])
-    if delta is None:
-        return None
-    return -delta if label[1] == "-" else delta
+def _settings(file: ConfigFile) -> Config:
+    """The validated file as the Config the commands read; the built-in defaults where it is silent."""
+    launch, rollback, webhook = file.launch, file.rollback, file.rollback.webhook
+    t0 = launch.t0
+    if t0 is not None and t0.tzinfo is None:
+        t0 = t0.replace(tzinfo=ZoneInfo(launch.timezone))
+    severities = {key: getattr(file.severities, key) for key in SEVERITY_KEYS}
+    run_of_show = (tuple(Mark(label, offset_of(label) or timedelta(0), text) for label, text in DEFAULT_RUN_OF_SHOW)
+                   if file.run_of_show is None else
+                   tuple(sorted((Mark(m.at, offset_of(m.at) or timedelta(0), m.text) for m in file.run_of_show),
+                                key=lambda mark: mark.offset)))
+    return Config(
+        launch_name=launch.name[:200],
+        t0=t0,
+        timezone=launch.timezone,
+        announcement=launch.announcement,
+        war_room=file.channels.war_room,
+        broadcast=file.channels.broadcast,
+        roles=dict(file.roles),
+        severities={key: Severity(key=key, name=(s.name or key)[:40], ack_within=s.ack_within,
+                                  escalate_to=s.escalate_to, update_every=s.update_every)
+                    for key, s in severities.items()},
+        heartbeat_every=file.heartbeat.every,
+        heartbeat_for=file.heartbeat.for_,
+        probes=tuple(Probe(name=p.name, url=p.url, threshold_ms=p.threshold_ms, every=p.every,
+                           timeout=p.timeout, metric=p.metric) for p in file.probes),
+        run_of_show=run_of_show,
+        webhook=None if webhook is None else Webhook(
+            url=webhook.url, method=webhook.method, json=webhook.json_, headers=dict(webhook.headers),
+            timeout=webhook.timeout, retries=webhook.retries),
+        rollback_steps=rollback.steps,
+        rollback_approvals=rollback.approvals,
+        gonogo_criteria=file.gonogo.criteria,
+        gonogo_roles=file.gonogo.roles,
+        signoff_roles=file.signoff.roles,
+        contingencies=(tuple(Contingency(*row) for row in DEFAULT_CONTINGENCIES) if file.contingencies is None
+                       else tuple(Contingency(c.scenario, c.action, c.owner, c.notes) for c in file.contingencies)),
+    )

@@ -8,10 +8,12 @@ from datetime import datetime, timedelta
 from commands.errors import CommandError
 from commands.escape import quote
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_INCIDENT_ID = re.compile(r"^(?:INC-)?(\d{1,9})$", re.IGNORECASE)
-_USER = re.compile(r"^(?:<@([UW][A-Z0-9]{1,20})(?:\|[^>]{0,80})?>|@?([UW][A-Z0-9]{1,20}))$")
-USER_ID = re.compile(r"^[UW][A-Z0-9]{1,20}$")
+# `\Z`, not `$`: `$` also matches before a trailing newline, so `U0ABC\n` would pass as an id.
+_DURATION = re.compile(r"^(?:(\d{1,12})h)?(?:(\d{1,12})m)?(?:(\d{1,12})s)?\Z")
+_INCIDENT_ID = re.compile(r"^(?:INC-)?(\d{1,9})\Z", re.IGNORECASE)
+_USER = re.compile(r"^(?:<@([UW][A-Z0-9]{1,20})(?:\|[^>]{0,80})?>|@?([UW][A-Z0-9]{1,20}))\Z")
+USER_ID = re.compile(r"^[UW][A-Z0-9]{1,20}\Z")
+MAX_DURATION = timedelta(days=30)  # the longest duration a command or the config accepts
 
 SEVERITY_WORDS = {
     "sev1": "sev1", "critical": "sev1",
@@ -22,13 +24,14 @@ SEVERITY_WORDS = {
 
 
 def parse_duration(text: str) -> timedelta | None:
-    """`90s`, `5m`, `1h30m`, `4h` -> timedelta; None when it is not such a duration."""
+    """`90s`, `5m`, `1h30m`, `4h` -> timedelta; None when it is not such a duration or is over 30 days."""
     text = text.strip().lower()
     match = _DURATION.match(text)
     if not text or not match or not any(match.groups()):
         return None
     hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    total = hours * 3600 + minutes * 60 + seconds  # summed as ints: timedelta(hours=10**14) overflows
+    return timedelta(seconds=total) if total <= MAX_DURATION.total_seconds() else None
 
 
 def format_duration(delta: timedelta) -> str:
@@ -67,3 +70,16 @@ def parse_time(text: str) -> datetime | None:
     except ValueError:
         return None
     return value if value.tzinfo is not None else None
+
+
+def offset_of(label: str) -> timedelta | None:
+    """`T-24h` -> -24h, `T0` -> 0, `T+15m` -> +15m; None when it is not a mark."""
+    label = label.strip()
+    if label.upper() == "T0":
+        return timedelta(0)
+    if len(label) < 3 or label[0] not in "Tt" or label[1] not in "+-":
+        return None
+    delta = parse_duration(label[2:])
+    if delta is None:
+        return None
+    return -delta if label[1] == "-" else delta

@@ -191,7 +191,7 @@ def test_wrong_role_is_refused_naming_the_commander(bot: Harness) -> None:
 
 
 BAD = ["every", "every 5 minutes", "every 10s", "every 48h", "every 15m 20m", "pause now", "resume please",
-       "sometimes", "<!channel>", "every <!here>", "x" * 3000]
+       "sometimes", "<!channel>", "every <!here>", "x" * 3000, "every 99999999999999h"]
 
 
 def test_bad_input_changes_nothing(bot: Harness) -> None:
@@ -201,6 +201,7 @@ def test_bad_input_changes_nothing(bot: Harness) -> None:
         assert "Usage: /heartbeat" in reply, text
         assert "<!channel>" not in reply and "<!here>" not in reply
     assert "&lt;!channel&gt;" in bot.slash("/heartbeat", "<!channel>").json()["text"]
+    assert "is not a duration" in bot.slash("/heartbeat", "every 99999999999999h").json()["text"]  # over 30 days
     bot.deliver()
     assert bot.posts() == [] and bot.outbox() == []
     assert [e for e in bot.events() if e.kind.startswith("heartbeat.") or e.kind == "command.refused"] == []
