@@ -180,7 +180,8 @@ class Rehearsal:
         while True:
             now = self.clock.now()
             while pending and self.t0 is not None and self.t0 + pending[0].at <= now:
-                self.act(pending.pop(0), now)
+                step = pending.pop(0)
+                self.act(step, self.t0 + step.at)  # shown at its mark in the script, however late the loop saw it
             self.pump()
             if now >= self.end:
                 break

@@ -17,6 +17,7 @@ from bot.dispatch import Dispatcher
 from bot.outbox import Outbox, Transport
 from bot.scheduler import Scheduler
 from commands.config import Config, load_config
+from commands.render import environment
 from commands.setup import ensure_launch
 from db.session import make_engine, migrate, transaction
 
@@ -65,11 +66,20 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+def compile_templates() -> None:
+    """Every message template compiled once at start-up (a few ms each), not when the first incident
+    of the day needs it."""
+    templates = environment()
+    for name in templates.list_templates(filter_func=lambda name: name.endswith(".j2") and not name.startswith("files/")):
+        templates.get_template(name)
+
+
 def build_runtime(env: Env, transport: Transport, *, config: Config | None = None, clock: Clock | None = None,
                   engine: Engine | None = None, rehearsal: bool = False, scheduler_interval: float = 1.0,
                   outbox_workers: int = 8, outbox_pace_s: float = 1.0) -> Runtime:
     """Migrate the database, make sure the launch exists, and wire the parts (not started)."""
     config = config or load_config(env.config_path)
+    compile_templates()
     clock = clock or SystemClock()
     engine = engine or make_engine(env.database_url)
     migrate(engine)

@@ -30,7 +30,7 @@ def env_for(tmp_path: Path, *, token: str | None = None, api_url: str = "http://
                database_url="sqlite:///warroom.db", config_path=None, port=0, log_level="INFO")
 
 
-def rehearse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, speed: float = 3000, start: str = "T+15m",
+def rehearse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, speed: float = 1000, start: str = "T+15m",
              until: str = "T+50m", channel: str | None = None, env: Env | None = None) -> tuple[str, float]:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DATABASE_URL", raising=False)
