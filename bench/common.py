@@ -54,6 +54,7 @@ def bench_config(path: Path, war_rooms: int = 0) -> Path:
         "roles": {"commander": "U0COMMANDER", "scribe": "U0SCRIBE", "eng_oncall": "U0ENG", "devops": "U0DEVOPS",
                   "cx": "U0CX", "exec": "U0EXEC"},
         "run_of_show": [{"at": "T-1h", "text": "Pre-flight"}],
+        "limits": {"per_user_per_minute": 10000, "declarations_per_user_per_hour": 10000},  # load from few users
     }
     path.write_text(yaml.safe_dump(config))
     return path

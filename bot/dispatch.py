@@ -26,6 +26,7 @@ from bot.clock import Clock
 from commands.config import Config
 from commands.context import Context, Result, note_activity, record
 from commands.errors import CommandError, Refused
+from commands.limits import Ask, check_limits
 from commands.registry import SLASH, VIEWS, action_handler
 from commands.render import render
 from commands.setup import launch_for_channel
@@ -33,8 +34,9 @@ from db.models import Launch, SeenRequest
 from db.session import transaction
 
 log = logging.getLogger("warroom.dispatch")
-# C0 controls (NUL first: PostgreSQL cannot store it) other than tab and newlines, and DEL
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 controls (NUL first: PostgreSQL cannot store it) other than tab and newlines, DEL, and lone surrogates
+# (JSON can carry them; no database or message can)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 MAX_COMMAND_TEXT = 4000
 ATTEMPTS = 3
 
@@ -51,12 +53,12 @@ class Dispatcher:
     on_commit: Callable[[], None] = lambda: None  # wakes the outbox and the scheduler
 
     def run(self, user: str, channel: str | None, fn: Callable[[Context], Result], what: str, *,
-            message_ts: str | None = None, request_key: str | None = None) -> Result:
+            ask: Ask | None = None, message_ts: str | None = None, request_key: str | None = None) -> Result:
         """Run fn in one transaction; errors become replies; a lost race is run again from scratch."""
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 with transaction(self.engine) as session:
-                    result = self._attempt(session, user, channel, fn, what, message_ts, request_key)
+                    result = self._attempt(session, user, channel, fn, what, ask, message_ts, request_key)
             except (IntegrityError, OperationalError) as exc:
                 if attempt == ATTEMPTS:
                     raise
@@ -67,7 +69,7 @@ class Dispatcher:
         raise AssertionError("unreachable")
 
     def _attempt(self, session: Session, user: str, channel: str | None, fn: Callable[[Context], Result],
-                 what: str, message_ts: str | None, request_key: str | None) -> Result:
+                 what: str, ask: Ask | None, message_ts: str | None, request_key: str | None) -> Result:
         now = self.clock.now()
         if request_key is not None:
             remember_request(session, request_key, now)
@@ -75,6 +77,8 @@ class Dispatcher:
                       launch=launch_for_channel(session, self.config, channel, now), channel=channel,
                       message_ts=message_ts)
         try:
+            if ask is not None:
+                check_limits(ctx, ask)
             with session.begin_nested():
                 result = fn(ctx)
         except Refused as refusal:
@@ -94,8 +98,9 @@ class Dispatcher:
         if len(text) > MAX_COMMAND_TEXT:
             return Result(reply=render("reply_command_too_long.j2", length=len(text), limit=MAX_COMMAND_TEXT,
                                        usage=command.usage))
+        verb = text.split(maxsplit=1)[0].lower() if text.strip() else ""
         return self.run(user, channel, lambda ctx: command.handler(ctx, text.strip()), f"{name} {text}",
-                        request_key=request_key)
+                        ask=Ask(name, verb), request_key=request_key)
 
     def action(self, action_id: str, value: str, user: str, channel: str | None, *,
                message_ts: str | None = None, request_key: str | None = None) -> Result:
@@ -106,7 +111,7 @@ class Dispatcher:
         if len(value) > 200:
             return Result(reply=render("reply_unknown_button_value.j2"))
         return self.run(user, channel, lambda ctx: handler(ctx, value), f"button {action_id} {value}",
-                        message_ts=message_ts, request_key=request_key)
+                        ask=Ask(action_id.split(":", 1)[0]), message_ts=message_ts, request_key=request_key)
 
     def view(self, callback_id: str, values: dict[str, str], user: str, channel: str | None, *,
              request_key: str | None = None) -> Result:
@@ -115,7 +120,7 @@ class Dispatcher:
             return Result(reply=render("reply_unknown_form.j2"))
         values = {key: clean_text(value) for key, value in values.items()}
         return self.run(user, channel, lambda ctx: handler(ctx, values), f"view {callback_id}",
-                        request_key=request_key)
+                        ask=Ask(callback_id), request_key=request_key)
 
     def tick(self, fn: Callable[[Context], Any], *, launch_id: int | None = None, actor: str = "warroom") -> Any:
         """Scheduler work in its own transaction, with the same context commands get."""

@@ -11,6 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 _TOKEN = re.compile(r"xox[abprs]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+")
+# a response_url lets anyone post into its channel: Slack's hooks, and any value logged under that name
+_RESPONSE_URL = re.compile(r"https?://hooks\.slack\.com/\S+|(?<=response_url)(\\?[\"']?\s*[:=]\s*\\?[\"']?)[^\s\"'&,}\\]+")
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
@@ -21,7 +24,8 @@ class Redactor:
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "[redacted]")
-        return _TOKEN.sub("[redacted-token]", text)
+        text = _RESPONSE_URL.sub(lambda m: (m.group(1) or "") + "[redacted-url]", text)
+        return _SIGNATURE.sub("v0=[redacted]", _TOKEN.sub("[redacted-token]", text))
 
 
 class JsonFormatter(logging.Formatter):
@@ -52,3 +56,6 @@ def configure(level: str, secrets: Iterable[str], stream: Any = None) -> None:
     root.setLevel(getattr(logging, level, logging.INFO))
     for noisy in ("apscheduler", "waitress.queue", "slack_sdk.web.base_client", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # whatever LOG_LEVEL says: these log whole requests at DEBUG (response_urls, bodies, headers)
+    for verbose in ("slack_sdk.webhook", "slack_sdk.web", "slack_bolt", "httpx", "httpcore"):
+        logging.getLogger(verbose).setLevel(max(logging.INFO, root.level))

@@ -10,13 +10,16 @@ from typing import Any
 from waitress.server import create_server
 
 from bot.config import Env
+from bot.payloads import MAX_BODY
 from bot.wsgi import create_app
 
 log = logging.getLogger("warroom.server")
 
 
 # waitress as `serve` runs it (bench/ack.py serves its bare Bolt app with the same settings)
-SERVER_SETTINGS: dict[str, Any] = {"threads": 16, "connection_limit": 1000, "channel_timeout": 30, "ident": "warroom"}
+# at most 100 connections at once; a body over 1 MiB is refused before waitress buffers it (its default: 1 GiB)
+SERVER_SETTINGS: dict[str, Any] = {"threads": 16, "connection_limit": 100, "channel_timeout": 30, "ident": "warroom",
+                                   "max_request_body_size": MAX_BODY}
 
 
 def make_server(app: Any, port: int, host: str = "0.0.0.0") -> Any:

@@ -118,6 +118,9 @@ class Config:
     gonogo_roles: tuple[str, ...] = ("commander", "eng_oncall", "exec")
     signoff_roles: tuple[str, ...] = ("commander", "eng_oncall", "cx", "exec")
     contingencies: tuple[Contingency, ...] = ()
+    admins: tuple[str, ...] = ()  # may take the commander seat while nobody holds it; nothing else
+    per_user_per_minute: int = 20  # commands and clicks of one user
+    declarations_per_user_per_hour: int = 10
 
     def severity(self, key: str) -> Severity:
         return self.severities[key]
@@ -221,4 +224,7 @@ def _settings(file: ConfigFile) -> Config:
         signoff_roles=file.signoff.roles,
         contingencies=(tuple(Contingency(*row) for row in DEFAULT_CONTINGENCIES) if file.contingencies is None
                        else tuple(Contingency(c.scenario, c.action, c.owner, c.notes) for c in file.contingencies)),
+        admins=file.admins,
+        per_user_per_minute=file.limits.per_user_per_minute,
+        declarations_per_user_per_hour=file.limits.declarations_per_user_per_hour,
     )

@@ -149,6 +149,12 @@ def _approvals(value: Any) -> int:
     return value
 
 
+def _limit(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10_000:
+        raise _bad(f"{shown(value)} is not a whole number from 1 to 10000")
+    return value
+
+
 def _mark(value: Any) -> str:
     label = _text(value)
     if offset_of(label) is None:
@@ -311,6 +317,11 @@ class ContingencyFile(_Section):
     notes: Text = ""
 
 
+class Limits(_Section):
+    per_user_per_minute: Annotated[int, PlainValidator(_limit)] = 20
+    declarations_per_user_per_hour: Annotated[int, PlainValidator(_limit)] = 10
+
+
 class ConfigFile(_Section):
     launch: Launch = Field(default_factory=Launch)
     channels: Channels = Field(default_factory=Channels)
@@ -323,6 +334,8 @@ class ConfigFile(_Section):
     gonogo: Gonogo = Field(default_factory=Gonogo)
     signoff: Signoff = Field(default_factory=Signoff)
     contingencies: tuple[ContingencyFile, ...] | None = None  # None: the built-in contingencies
+    admins: tuple[Annotated[str, PlainValidator(_user)], ...] = ()  # may take the commander seat while empty
+    limits: Limits = Field(default_factory=Limits)
 
     @field_validator("roles", mode="before")
     @classmethod

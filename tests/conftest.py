@@ -35,6 +35,8 @@ TEST_CONFIG: dict[str, Any] = {
     "heartbeat": {"every": "30m", "for": "4h"},
     "run_of_show": [{"at": "T-24h", "text": "Dry run in staging, confirm feature flags"},
                     {"at": "T+15m", "text": "Verify metrics (latency, error rates)"}],
+    # the tests play whole war rooms from a few users; tests/test_limits.py holds the limits themselves
+    "limits": {"per_user_per_minute": 10000, "declarations_per_user_per_hour": 10000},
 }
 
 
