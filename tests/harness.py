@@ -24,6 +24,7 @@ from waitress.server import create_server
 from bot.clock import ManualClock
 from bot.config import Env
 from bot.scheduler import run_due
+from bot.server import SERVER_SETTINGS
 from bot.wsgi import WarroomApp, create_app
 from commands.config import Config
 from db.models import AuditEvent, Incident, OutboxMessage
@@ -52,7 +53,7 @@ class Harness:
         self.app: WarroomApp = create_app(self.env, config=config, clock=clock, **{"outbox_pace_s": 0.0, **app_kwargs})
         self.runtime = self.app.runtime
         self.config = config
-        self.server = create_server(self.app, host="127.0.0.1", port=0, threads=8)
+        self.server = create_server(self.app, host="127.0.0.1", port=0, **{**SERVER_SETTINGS, "threads": 8})
         self.url = f"http://127.0.0.1:{self.server.effective_port}"  # type: ignore[union-attr]
         self._serving = True
         self._thread = threading.Thread(target=self._serve, daemon=True)
