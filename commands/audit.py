@@ -104,12 +104,18 @@ def incidents_csv(session: Session, launch: Launch, severity_names: dict[str, st
     incidents = session.exec(select(Incident).where(Incident.launch_id == launch.id).order_by(Incident.number)).all()
     for i in incidents:
         assert i.declared_at is not None
-        writer.writerow([
+        writer.writerow([inert(cell) for cell in (
             f"INC-{i.number}", i.severity, severity_names.get(i.severity, i.severity), i.summary, i.owner or "",
             i.status, iso(i.declared_at), iso(i.acknowledged_at) or "", iso(i.resolved_at) or "",
             _seconds(i.acknowledged_at, i.declared_at), _seconds(i.resolved_at, i.declared_at), i.escalations,
-        ])
+        )])
     return out.getvalue()
+
+
+def inert(cell: Any) -> Any:
+    """A cell a spreadsheet shows as text: one starting with `=`, `+`, `-`, `@`, a tab or a carriage
+    return would run as a formula (`=HYPERLINK(…)`), so it gets a leading `'`."""
+    return "'" + cell if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
 def _seconds(end: datetime | None, start: datetime) -> str:

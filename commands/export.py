@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 from commands.audit import incidents_csv, ndjson
-from commands.context import Context, Result, record, upload
-from commands.errors import CommandError
+from commands.context import Context, Result, record, roles_of, upload
+from commands.errors import CommandError, Refused
 from commands.registry import slash
+from commands.render import render
 from commands.retro import retrospective
 from db.models import Launch
 
@@ -42,9 +43,12 @@ def export_command(ctx: Context, text: str) -> Result:
         if not fmt:
             raise CommandError("Say which export you want.", USAGE)
         raise CommandError("That is not an export format: choose ndjson, csv or md.", USAGE)
+    assert ctx.launch.id is not None
+    if not roles_of(ctx.session, ctx.launch.id, ctx.user):  # the whole record: not for anyone in any channel
+        raise Refused(render("refused_export.j2"), "/export")
     content = export_text(ctx, fmt, ctx.launch)
-    channel = ctx.channel or ctx.launch.war_room
+    channel = ctx.launch.war_room  # where the bot is a member, whichever channel asked
     name = filename(ctx.launch, fmt, ctx.now.strftime("%Y%m%d-%H%M"))
     upload(ctx, channel, name, content, "export_uploaded", fmt_name=FORMATS[fmt][1])
     record(ctx, "export.requested", format=fmt, channel=channel, filename=name, bytes=len(content.encode()))
-    return Result(reply=f"Exporting {FORMATS[fmt][1].lower()} as {name}; it will appear in this channel.")
+    return Result(reply=f"Exporting {FORMATS[fmt][1].lower()} as {name}; it will appear in the war room.")

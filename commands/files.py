@@ -21,14 +21,15 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from commands.parse import format_duration
 from commands.render import TEMPLATES
 
-_MD_SPECIAL = re.compile(r"([\\<>|`])")
+_MD_SPECIAL = re.compile(r"([\\<>|`\[\]@])")
 
 
 def md_inline(value: Any) -> str:
-    """User text inside a markdown paragraph or list item: one line, no HTML, no table breaks."""
+    """User text inside a markdown paragraph or list item: one line, no HTML, no table breaks, and no
+    link or image (`[` `]` escaped; `://`, `www.` and `@` too, so no bare URL or address is autolinked)."""
     text = "" if value is None else str(value)
     text = " ".join(text.split())
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    return _MD_SPECIAL.sub(r"\\\1", text).replace("://", ":\\/\\/").replace("www.", "www\\.")
 
 
 def _stamp(value: datetime | None, tz: str = "UTC") -> str:

