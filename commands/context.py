@@ -78,6 +78,10 @@ def compose(template: str, **values: Any) -> dict[str, Any]:
             return Markup(render(f"{name}.j2", **values))
 
         payload["blocks"] = render_blocks(f"{template}.json.j2", text=Markup(text), part=part, **values)
+        for block in payload["blocks"]:  # verbatim: no bare URL or #name in user text made a link by Slack
+            for obj in (block.get("text"), *block.get("fields", ()), *block.get("elements", ())):
+                if isinstance(obj, dict) and obj.get("type") == "mrkdwn":
+                    obj["verbatim"] = True
     return payload
 
 
@@ -90,6 +94,8 @@ def post(ctx: Context, channel: str, template: str, *, kind: str | None = None, 
     payload = compose(template, **values)
     if broadcast:
         payload["reply_broadcast"] = True
+    if not update_ref:  # no link previews of whatever URL user text holds
+        payload.update(unfurl_links=False, unfurl_media=False)
     if ctx.rehearsal:
         payload["text"] = "[REHEARSAL] " + payload["text"]
         if payload.get("blocks"):

@@ -9,6 +9,7 @@ and `slack_date` filters, which return it marked safe.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -30,7 +31,19 @@ def _finalize(value: Any) -> Any:
         return ""
     if isinstance(value, Markup):
         return str(value)
-    return slack_escape(str(value))
+    return layout_safe(slack_escape(str(value)))
+
+
+_QUOTE_LINE = re.compile(r"^([ \t]*)&gt;", re.MULTILINE)
+_ENTITY_CUT = re.compile(r"&[a-z]{0,3}\Z")  # a clip that fell inside `&amp;`, `&lt;` or `&gt;`
+FENCE = "```"
+
+
+def layout_safe(text: str) -> str:
+    """Escaped user text that cannot fake the message's layout: none of its lines starts a quote (a
+    zero-width space before the `>`), and a code fence it opens is closed within it."""
+    text = _QUOTE_LINE.sub("\\1\u200b&gt;", str(text))
+    return text + FENCE if text.count(FENCE) % 2 else text
 
 
 def _mention(user: str | None) -> Markup | str:
@@ -62,8 +75,13 @@ def _duration(value: timedelta | float | None) -> str:
     return format_duration(value)
 
 
-def _truncate(value: str, limit: int = 300) -> str:
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+def _truncate(value: Any, limit: int = 300) -> Markup:
+    """One field of user text, escaped, clipped to `limit` characters as Slack counts them (after
+    escaping), so that a long field never pushes the rest of its message (an id, a mention) out."""
+    text = str(value) if isinstance(value, Markup) else slack_escape(str(value))
+    if len(text) > limit:
+        text = _ENTITY_CUT.sub("", text[: limit - 1]) + "…"
+    return Markup(layout_safe(text))
 
 
 @lru_cache(maxsize=1)
