@@ -19,10 +19,11 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+import templates
 from commands.escape import slack_escape
 from commands.parse import USER_ID, format_duration
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(templates.__file__).resolve().parent  # a package, so that a wheel ships it
 TEXT_LIMIT = 3000  # Block Kit text object limit
 
 
