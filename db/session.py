@@ -23,6 +23,11 @@ from sqlmodel import Session
 
 from db.turns import Turns
 
+try:
+    import fcntl
+except ImportError:  # not on Windows: there, processes migrating one SQLite file at once are not kept apart
+    fcntl = None  # type: ignore[assignment]
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
 _TURNS: weakref.WeakKeyDictionary[Engine, Turns] = weakref.WeakKeyDictionary()
@@ -54,7 +59,7 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        # no journal_mode here: WAL is kept in the file, set once by migrate() (see _use_wal)
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
@@ -113,11 +118,41 @@ def migrate(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":  # replicas starting together migrate one at a time
-            conn.execute(text("SELECT pg_advisory_xact_lock(872341)"))
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    with _migration_lock(engine):
+        if engine.dialect.name == "sqlite":
+            _use_wal(engine)
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # replicas starting together migrate one at a time
+                conn.execute(text("SELECT pg_advisory_xact_lock(872341)"))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """SQLite on a file: processes starting together (gunicorn workers) migrate one at a time.
+
+    Switching a file to WAL takes a lock of its own, and two processes asking for it at once can be refused
+    at once ("database is locked", whatever the busy timeout): an flock on `<db>-migrate.lock` takes turns.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or "mode=memory" in str(engine.url) or fcntl is None:
+        yield
+        return
+    with open(f"{Path(database).resolve()}-migrate.lock", "a") as lock:  # closing it releases the flock
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _use_wal(engine: Engine) -> None:
+    """WAL once, under the migration lock; a file that has it keeps it, and its connections leave it alone."""
+    raw = engine.raw_connection()  # not engine.connect(): its BEGIN IMMEDIATE would forbid the switch
+    try:
+        driver = raw.driver_connection
+        if driver.execute("PRAGMA journal_mode").fetchone()[0] not in ("wal", "memory"):
+            driver.execute("PRAGMA journal_mode=WAL")
+    finally:
+        raw.close()
 
 
 def ping(engine: Engine) -> None:
