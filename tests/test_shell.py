@@ -138,7 +138,7 @@ def test_shell_commands_and_mistakes(tmp_path: Path) -> None:
     out = in_process(tmp_path, [
         ":help", ":as", ":as eng_oncall", ":as @alice", ":as ???", ":press", ":press incident_ack 9",
         ":advance soon", ":bogus", "/bogus", "hello everyone", "/incident", "/roster", ":roster", ":time",
-        "/export csv", "/warroom help",
+        "/export md", ":as commander", "/export csv", "/warroom help",
     ])
     assert ":press ACTION VALUE" in after(out, ":help") and "/incident  declare and work incidents" in after(out, ":help")
     assert "You are @U0COMMANDER (commander)" in after(out, ":as")
@@ -153,6 +153,7 @@ def test_shell_commands_and_mistakes(tmp_path: Path) -> None:
     assert "said in #war-room" in after(out, "hello everyone")
     assert "Slack would open the form “Declare an incident”" in after(out, "/incident")
     assert "eng_oncall" in after(out, ":roster") and "Shell clock:" in after(out, ":time")
+    assert "Only role holders can export" in after(out, "/export md")  # @alice holds no role
     uploaded = after(out, "/export csv")
     assert "bot uploaded hotdash-control-center-incidents-" in uploaded
     assert list(tmp_path.glob("*.csv"))[0].read_text().startswith("id,severity")
