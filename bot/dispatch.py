@@ -28,7 +28,7 @@ from commands.context import Context, Result, note_activity, record
 from commands.errors import CommandError, Refused
 from commands.limits import Ask, check_limits
 from commands.registry import SLASH, VIEWS, action_handler
-from commands.render import render
+from commands.render import reply
 from commands.setup import launch_for_channel
 from db.models import Launch, SeenRequest
 from db.session import transaction
@@ -94,10 +94,10 @@ class Dispatcher:
         text = clean_text(text)
         command = SLASH.get(name)
         if command is None:
-            return Result(reply=render("reply_unknown_command.j2", command=name[:40]))
+            return Result(reply=reply("edge.unknown_command", command=name[:40]))
         if len(text) > MAX_COMMAND_TEXT:
-            return Result(reply=render("reply_command_too_long.j2", length=len(text), limit=MAX_COMMAND_TEXT,
-                                       usage=command.usage))
+            return Result(reply=reply("edge.command_too_long", length=len(text), limit=MAX_COMMAND_TEXT,
+                                      usage=command.usage))
         verb = text.split(maxsplit=1)[0].lower() if text.strip() else ""
         return self.run(user, channel, lambda ctx: command.handler(ctx, text.strip()), f"{name} {text}",
                         ask=Ask(name, verb), request_key=request_key)
@@ -107,9 +107,9 @@ class Dispatcher:
         value = clean_text(value)
         handler = action_handler(action_id)
         if handler is None:
-            return Result(reply=render("reply_unknown_button.j2"))
+            return Result(reply=reply("edge.unknown_button"))
         if len(value) > 200:
-            return Result(reply=render("reply_unknown_button_value.j2"))
+            return Result(reply=reply("common.unknown_button_value"))
         return self.run(user, channel, lambda ctx: handler(ctx, value), f"button {action_id} {value}",
                         ask=Ask(action_id.split(":", 1)[0]), message_ts=message_ts, request_key=request_key)
 
@@ -117,7 +117,7 @@ class Dispatcher:
              request_key: str | None = None) -> Result:
         handler = VIEWS.get(callback_id)
         if handler is None:
-            return Result(reply=render("reply_unknown_form.j2"))
+            return Result(reply=reply("edge.unknown_form"))
         values = {key: clean_text(value) for key, value in values.items()}
         return self.run(user, channel, lambda ctx: handler(ctx, values), f"view {callback_id}",
                         ask=Ask(callback_id), request_key=request_key)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from commands.escape import slack_escape
+from markupsafe import Markup
 
 
 class CommandError(Exception):
-    """Malformed or impossible: nothing is stored, the actor is told why and how to write it."""
+    """Malformed or impossible: nothing is stored, the actor is told why and how to write it.
+    The message is a rendered reply (commands/render.py `reply`); the usage is plain text."""
 
     def __init__(self, message: str, usage: str | None = None) -> None:
         super().__init__(message)
@@ -15,7 +16,11 @@ class CommandError(Exception):
 
     @property
     def reply(self) -> str:
-        return f"{self.message}\nUsage: {slack_escape(self.usage)}" if self.usage else self.message
+        if not self.usage:
+            return self.message
+        from commands.render import reply  # here, not above: render imports parse, which raises these
+
+        return reply("common.with_usage", message=Markup(self.message), usage=self.usage)
 
 
 class Refused(CommandError):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
+from commands import render  # a module, not its names: render formats with parse (USER_ID, durations)
 from commands.errors import CommandError
-from commands.escape import quote
 
 # `\Z`, not `$`: `$` also matches before a trailing newline, so `U0ABC\n` would pass as an id.
 _DURATION = re.compile(r"^(?:(\d{1,12})h)?(?:(\d{1,12})m)?(?:(\d{1,12})s)?\Z")
@@ -48,14 +48,14 @@ def format_duration(delta: timedelta) -> str:
 def parse_incident_id(token: str, usage: str) -> int:
     match = _INCIDENT_ID.match(token.strip())
     if not match:
-        raise CommandError(f"{quote(token)} is not an incident id like INC-7.", usage)
+        raise CommandError(render.reply("common.not_an_incident_id", token=token), usage)
     return int(match.group(1))
 
 
 def parse_user(token: str, usage: str) -> str:
     match = _USER.match(token.strip())
     if not match:
-        raise CommandError(f"{quote(token)} is not a Slack user like @alice.", usage)
+        raise CommandError(render.reply("common.not_a_user", token=token), usage)
     return match.group(1) or match.group(2)
 
 

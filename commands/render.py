@@ -2,8 +2,12 @@
 
 `&`, `<` and `>` in any value become `&amp;`, `&lt;`, `&gt;` (nothing else: quotes
 stay quotes), so no user text can ping `<!channel>` or link anywhere. Intended
-markup (a mention of a known user id, a date token) is built by the `mention`
-and `slack_date` filters, which return it marked safe.
+markup (a mention of a known user id, a piece of what the user typed in backticks)
+is built by the `mention` and `quoted` filters, which return it marked safe.
+
+A post is `templates/<name>.j2` (and `.json.j2`), composed by commands/context.py `post()`.
+An ephemeral reply is one macro of `templates/replies/<family>.j2`: `reply("incident.acknowledged",
+incident=…)`; a reply as long as a page (a list, a timeline) keeps a file of its own (`render`).
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 import templates
-from commands.escape import slack_escape
-from commands.parse import USER_ID, format_duration
+from commands import parse  # a module, not its names: parse's errors are worded here (reply)
+from commands.escape import quote, slack_escape
 
 TEMPLATES = Path(templates.__file__).resolve().parent  # a package, so that a wheel ships it
 TEXT_LIMIT = 3000  # Block Kit text object limit
@@ -48,7 +52,7 @@ def layout_safe(text: str) -> str:
 
 
 def _mention(user: str | None) -> Markup | str:
-    if user and USER_ID.match(user):
+    if user and parse.USER_ID.match(user):
         return Markup(f"<@{user}>")
     return "nobody"
 
@@ -73,7 +77,7 @@ def _duration(value: timedelta | float | None) -> str:
         return "-"
     if not isinstance(value, timedelta):
         value = timedelta(seconds=value)
-    return format_duration(value)
+    return parse.format_duration(value)
 
 
 def _truncate(value: Any, limit: int = 300) -> Markup:
@@ -83,6 +87,11 @@ def _truncate(value: Any, limit: int = 300) -> Markup:
     if len(text) > limit:
         text = _ENTITY_CUT.sub("", text[: limit - 1]) + "…"
     return Markup(layout_safe(text))
+
+
+def _quoted(value: Any) -> Markup:
+    """What the user typed, in an error message: clipped, escaped once, in backticks (commands/escape.py)."""
+    return Markup(layout_safe(quote(str(value))))
 
 
 @lru_cache(maxsize=1)
@@ -98,13 +107,25 @@ def environment() -> Environment:
         auto_reload=False,  # templates ship with the code: no stat() of the file on every message
         cache_size=-1,
     )
-    env.filters.update(mention=_mention, json=_json, hhmm=_hhmm, duration=_duration, clip=_truncate)
+    env.filters.update(mention=_mention, json=_json, hhmm=_hhmm, duration=_duration, clip=_truncate,
+                       quoted=_quoted)
     return env
 
 
 def render(name: str, **values: Any) -> str:
     """A text template -> mrkdwn, clipped to Slack's text limit."""
-    text = environment().get_template(name).render(**values).strip()
+    return _limited(environment().get_template(name).render(**values))
+
+
+def reply(name: str, **values: Any) -> str:
+    """An ephemeral reply: `"incident.acknowledged"` is macro `acknowledged` of `replies/incident.j2`,
+    called with the values by name (the same environment: every value escaped once)."""
+    family, _, macro = name.partition(".")
+    return _limited(getattr(environment().get_template(f"replies/{family}.j2").module, macro)(**values))
+
+
+def _limited(text: str) -> str:
+    text = text.strip()
     return text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 1] + "…"
 
 
