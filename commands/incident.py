@@ -12,18 +12,16 @@ from commands.authority import locked_launch
 from commands.clocks import arm_incident_clocks, cancel_incident_clocks, severity_changed
 from commands.context import Context, Result, post, record, role_holder
 from commands.errors import CommandError, Refused
-from commands.escape import quote
 from commands.parse import parse_incident_id, parse_severity, parse_user
 from commands.registry import action, slash, view
-from commands.render import render
+from commands.render import render, reply
 from db.models import Incident
 
-USAGE = (
-    "/incident sev1 <summary> [| impact: …] [| workaround: …]  ·  /incident ack INC-7  ·  "
-    "/incident update INC-7 <text>  ·  /incident resolve INC-7 [note]  ·  /incident sev INC-7 sev2  ·  "
-    "/incident owner INC-7 @user  ·  /incident list  ·  /incident show INC-7"
-)
-DECLARE_USAGE = "/incident sev1 <summary> (severity: sev1-sev4 or critical/high/medium/low)"
+USAGE = reply("incident.usage")
+DECLARE_USAGE = reply("incident.usage_declare")
+UPDATE_USAGE = reply("incident.usage_update")
+SEV_USAGE = reply("incident.usage_sev")
+OWNER_USAGE = reply("incident.usage_owner")
 MAX_SUMMARY = 500
 MAX_TEXT = 2000
 OPEN = ("open", "acknowledged")
@@ -46,26 +44,27 @@ class Declaration:
 def parse_declaration(severity_word: str, rest: str) -> Declaration:
     severity = parse_severity(severity_word)
     if severity is None:
-        raise CommandError(f"{quote(severity_word)} is not a severity.", DECLARE_USAGE)
+        raise CommandError(reply("incident.not_a_severity", word=severity_word), DECLARE_USAGE)
     parts = [p.strip() for p in _FIELD_SPLIT.split(rest)]
     fields: dict[str, str] = {"summary": parts[0]}
     for extra in parts[1:]:
         key, _, value = extra.partition(":")
         key = key.strip().lower()
         if not value.strip():
-            raise CommandError(f"`{key}:` needs text after it.", DECLARE_USAGE)
+            raise CommandError(reply("incident.needs_text_after", key=key), DECLARE_USAGE)
         fields[key] = value.strip()
     return validated(Declaration(severity=severity, **fields))
 
 
 def validated(decl: Declaration) -> Declaration:
     if not decl.summary:
-        raise CommandError("An incident needs a summary.", DECLARE_USAGE)
+        raise CommandError(reply("incident.needs_summary"), DECLARE_USAGE)
     if len(decl.summary) > MAX_SUMMARY:
-        raise CommandError(f"The summary is {len(decl.summary)} characters; keep it to {MAX_SUMMARY}.", DECLARE_USAGE)
+        raise CommandError(reply("incident.summary_too_long", length=len(decl.summary), limit=MAX_SUMMARY),
+                           DECLARE_USAGE)
     for name in ("impact", "workaround"):
         if len(getattr(decl, name)) > MAX_TEXT:
-            raise CommandError(f"The {name} is too long; keep it to {MAX_TEXT} characters.", DECLARE_USAGE)
+            raise CommandError(reply("incident.field_too_long", field=name, limit=MAX_TEXT), DECLARE_USAGE)
     return decl
 
 
@@ -108,21 +107,19 @@ def load(ctx: Context, token: str, usage: str = USAGE, *, lock: bool = True) -> 
     query = select(Incident).where(Incident.launch_id == ctx.launch.id, Incident.number == number)
     incident = ctx.session.exec(query.with_for_update(key_share=True) if lock else query).first()
     if incident is None:
-        raise CommandError(f"There is no INC-{number} in {ctx.launch.name}.", usage)
+        raise CommandError(reply("incident.no_such_incident", number=number, launch=ctx.launch), usage)
     return incident
 
 
 def require_open(incident: Incident, what: str) -> None:
     if incident.status == "resolved":
-        raise CommandError(f"INC-{incident.number} is already resolved; it cannot be {what}.")
+        raise CommandError(reply("incident.already_resolved", incident=incident, what=what))
 
 
 def require_owner_or_commander(ctx: Context, incident: Incident, command: str) -> None:
     commander = role_holder(ctx.session, ctx.launch.id, "commander")
     if ctx.user not in (incident.owner, commander):
-        raise Refused(
-            f"Only the owner of INC-{incident.number} ({render('who.j2', user=incident.owner)}) or the "
-            f"commander ({render('who.j2', user=commander)}) can do that.", command)
+        raise Refused(reply("incident.only_owner_or_commander", incident=incident, commander=commander), command)
 
 
 def refresh_message(ctx: Context, incident: Incident) -> None:
@@ -139,7 +136,7 @@ def thread(ctx: Context, incident: Incident, template: str, kind: str, **values:
 def acknowledge(ctx: Context, incident: Incident) -> Result:
     require_open(incident, "acknowledged")
     if incident.acknowledged_at is not None:
-        return Result(reply=render("incident_already_acked.j2", incident=incident, tz=ctx.tz))
+        return Result(reply=reply("incident.already_acked", incident=incident, tz=ctx.tz))
     incident.status = "acknowledged"
     incident.acknowledged_by = ctx.user
     incident.acknowledged_at = ctx.now
@@ -149,14 +146,14 @@ def acknowledge(ctx: Context, incident: Incident) -> Result:
            after_s=(ctx.now - incident.declared_at).total_seconds(), escalations_stopped=cancelled)
     thread(ctx, incident, "incident_acked", "incident.acknowledged")
     refresh_message(ctx, incident)
-    return Result(reply=f"You acknowledged INC-{incident.number}.")
+    return Result(reply=reply("incident.acknowledged", incident=incident))
 
 
 def resolve(ctx: Context, incident: Incident, note: str) -> Result:
     require_open(incident, "resolved")
     require_owner_or_commander(ctx, incident, "/incident resolve")
     if len(note) > MAX_TEXT:
-        raise CommandError(f"The note is too long; keep it to {MAX_TEXT} characters.")
+        raise CommandError(reply("incident.note_too_long", limit=MAX_TEXT))
     incident.status = "resolved"
     incident.resolved_by = ctx.user
     incident.resolved_at = ctx.now
@@ -168,15 +165,15 @@ def resolve(ctx: Context, incident: Incident, note: str) -> Result:
            after_s=(ctx.now - incident.declared_at).total_seconds())
     thread(ctx, incident, "incident_resolved", "incident.resolved")
     refresh_message(ctx, incident)
-    return Result(reply=f"You resolved INC-{incident.number}.")
+    return Result(reply=reply("incident.resolved", incident=incident))
 
 
 def add_update(ctx: Context, incident: Incident, text: str) -> Result:
     require_open(incident, "updated")
     if not text:
-        raise CommandError("An update needs text.", "/incident update INC-7 <text>")
+        raise CommandError(reply("incident.update_needs_text"), UPDATE_USAGE)
     if len(text) > MAX_TEXT:
-        raise CommandError(f"The update is {len(text)} characters; keep it to {MAX_TEXT}.", "/incident update INC-7 <text>")
+        raise CommandError(reply("incident.update_too_long", length=len(text), limit=MAX_TEXT), UPDATE_USAGE)
     severity = ctx.config.severity(incident.severity)
     incident.last_update_at = ctx.now
     incident.next_update_at = ctx.now + severity.update_every
@@ -185,18 +182,17 @@ def add_update(ctx: Context, incident: Incident, text: str) -> Result:
     record(ctx, "incident.updated", incident_id=incident.id, number=incident.number, text=text)
     thread(ctx, incident, "incident_update", "incident.updated", text=text)
     refresh_message(ctx, incident)
-    return Result(reply=f"Update posted in INC-{incident.number}'s thread.")
+    return Result(reply=reply("incident.update_posted", incident=incident))
 
 
 def change_severity(ctx: Context, incident: Incident, word: str) -> Result:
-    usage = "/incident sev INC-7 sev2"
     new = parse_severity(word)
     if new is None:
-        raise CommandError(f"{quote(word)} is not a severity.", usage)
+        raise CommandError(reply("incident.not_a_severity", word=word), SEV_USAGE)
     require_open(incident, "re-rated")
     require_owner_or_commander(ctx, incident, "/incident sev")
     if new == incident.severity:
-        return Result(reply=f"INC-{incident.number} is already {ctx.config.severity(new).name}.")
+        return Result(reply=reply("incident.already_severity", incident=incident, severity=ctx.config.severity(new)))
     old = incident.severity
     incident.severity = new
     ctx.session.add(incident)
@@ -205,21 +201,21 @@ def change_severity(ctx: Context, incident: Incident, word: str) -> Result:
     thread(ctx, incident, "incident_severity", "incident.severity_changed",
            before=ctx.config.severity(old), after=ctx.config.severity(new))
     refresh_message(ctx, incident)
-    return Result(reply=f"INC-{incident.number} is now {ctx.config.severity(new).name}.")
+    return Result(reply=reply("incident.now_severity", incident=incident, severity=ctx.config.severity(new)))
 
 
 def change_owner(ctx: Context, incident: Incident, user_token: str) -> Result:
-    user = parse_user(user_token, "/incident owner INC-7 @user")
+    user = parse_user(user_token, OWNER_USAGE)
     require_open(incident, "re-assigned")
     if user == incident.owner:
-        return Result(reply=f"{render('who.j2', user=user)} already owns INC-{incident.number}.")
+        return Result(reply=reply("incident.already_owner", incident=incident, user=user))
     before = incident.owner
     incident.owner = user
     ctx.session.add(incident)
     record(ctx, "incident.owner_changed", incident_id=incident.id, number=incident.number, before=before, after=user)
     thread(ctx, incident, "incident_owner", "incident.owner_changed", before=before)
     refresh_message(ctx, incident)
-    return Result(reply=f"INC-{incident.number} is now owned by {render('who.j2', user=user)}.")
+    return Result(reply=reply("incident.now_owner", incident=incident, user=user))
 
 
 def list_open(ctx: Context) -> Result:
@@ -255,7 +251,7 @@ def incident_command(ctx: Context, text: str) -> Result:
     verb, rest = words[0].lower(), (words[1] if len(words) > 1 else "").strip()
     if parse_severity(verb):
         incident = declare(ctx, parse_declaration(verb, rest))
-        return Result(reply=f"Declared INC-{incident.number}; the war room has been told.")
+        return Result(reply=reply("incident.declared", incident=incident))
     if verb == "list" and not rest:
         return list_open(ctx)
     handlers = {
@@ -267,21 +263,21 @@ def incident_command(ctx: Context, text: str) -> Result:
         "show": lambda inc, arg: show(ctx, inc),
     }
     if verb not in handlers:
-        raise CommandError(f"{quote(verb)} is not a severity or an /incident subcommand.", USAGE)
+        raise CommandError(reply("incident.not_a_subcommand", word=verb), USAGE)
     id_token, _, arg = rest.partition(" ")
     if not id_token:
-        raise CommandError(f"`/incident {verb}` needs an incident id.", USAGE)
+        raise CommandError(reply("incident.needs_id", verb=verb), USAGE)
     arg = arg.strip()
     if verb in ("ack", "show") and arg:
-        raise CommandError(f"`/incident {verb}` takes only an incident id.", USAGE)
+        raise CommandError(reply("incident.only_an_id", verb=verb), USAGE)
     if verb == "update" and not arg:
-        raise CommandError("An update needs text.", "/incident update INC-7 <text>")
+        raise CommandError(reply("incident.update_needs_text"), UPDATE_USAGE)
     if verb in ("sev", "owner") and not arg:
-        raise CommandError(f"`/incident {verb}` needs a value after the id.", USAGE)
+        raise CommandError(reply("incident.needs_value", verb=verb), USAGE)
     if verb == "owner":  # check the whole command before looking anything up
-        parse_user(arg, "/incident owner INC-7 @user")
+        parse_user(arg, OWNER_USAGE)
     if verb == "sev" and parse_severity(arg) is None:
-        raise CommandError(f"{quote(arg)} is not a severity.", "/incident sev INC-7 sev2")
+        raise CommandError(reply("incident.not_a_severity", word=arg), SEV_USAGE)
     return handlers[verb](load(ctx, id_token, lock=verb != "show"), arg)
 
 
@@ -301,11 +297,11 @@ def declare_submitted(ctx: Context, values: dict[str, str]) -> Result:
     decl = Declaration(severity=severity or "", summary=values.get("summary", "").strip(),
                        impact=values.get("impact", "").strip(), workaround=values.get("workaround", "").strip())
     if severity is None:
-        return Result(view_errors={"severity": "Choose a severity."})
+        return Result(view_errors={"severity": reply("incident.choose_a_severity")})
     try:
         decl = validated(decl)
     except CommandError as exc:
         field = "summary" if "summary" in exc.message else ("impact" if "impact" in exc.message else "workaround")
         return Result(view_errors={field: exc.message})
     incident = declare(ctx, decl)
-    return Result(reply=f"Declared INC-{incident.number}.")
+    return Result(reply=reply("incident.declared_from_form", incident=incident))
