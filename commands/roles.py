@@ -23,10 +23,11 @@ from commands.context import Context, Result, post, record, role_holder, roster
 from commands.errors import CommandError, Refused
 from commands.parse import parse_user
 from commands.registry import slash
-from commands.render import render
+from commands.render import render, reply
 from db.models import RoleAssignment
 
-USAGE = "/role <role> @user  ·  /role <role> none  ·  /role <new_role> @user new  ·  /roster"
+USAGE = reply("roles.usage")
+ROSTER_USAGE = reply("roles.usage_roster")
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 COMMANDER = "commander"
 
@@ -35,15 +36,15 @@ def require_commander(ctx: Context, command: str) -> None:
     """Refuse (ephemeral, audited as `command.refused`) unless the actor holds the commander role now."""
     holder = role_holder(ctx.session, ctx.launch.id, COMMANDER)
     if holder is None or ctx.user != holder:
-        raise Refused(render("refused_commander.j2", command=command, holder=holder), command)
+        raise Refused(reply("roles.refused_commander", command=command, holder=holder), command)
 
 
 def require_role(ctx: Context, roles: tuple[str, ...] | list[str], command: str) -> list[str]:
     """The roles among `roles` the actor holds now; refused (and audited) when none."""
     held = [role for role in roles if role_holder(ctx.session, ctx.launch.id, role) == ctx.user]
     if not held:
-        raise Refused(render("refused_role.j2", command=command, roles=list(roles),
-                             holders={r: role_holder(ctx.session, ctx.launch.id, r) for r in roles}), command)
+        raise Refused(reply("roles.refused_role", command=command, roles=list(roles),
+                            holders={r: role_holder(ctx.session, ctx.launch.id, r) for r in roles}), command)
     return held
 
 
@@ -64,12 +65,12 @@ def normalize_role(word: str) -> str:
 def parse_role(ctx: Context, word: str, *, allow_new: bool) -> str:
     role = normalize_role(word)
     if not ROLE_NAME.match(role):
-        raise CommandError(render("role_bad_name.j2", word=word[:40]), USAGE)
+        raise CommandError(reply("roles.bad_name", word=word[:40]), USAGE)
     known = known_roles(ctx)
     if role not in known and not allow_new:
         close = difflib.get_close_matches(role, sorted(known), n=1)
-        raise CommandError(render("role_unknown.j2", role=role, close=close[0] if close else None,
-                                  known=sorted(known)), USAGE)
+        raise CommandError(reply("roles.unknown", role=role, close=close[0] if close else None,
+                                 known=sorted(known)), USAGE)
     return role
 
 
@@ -82,7 +83,7 @@ def role_command(ctx: Context, text: str) -> Result:
     else:
         allow_new = False
     if len(words) != 2:
-        raise CommandError("Write the role and the person.", USAGE)
+        raise CommandError(reply("roles.role_and_person"), USAGE)
     role = parse_role(ctx, words[0], allow_new=allow_new)
     user = None if words[1].lower() in ("none", "nobody") else parse_user(words[1], USAGE)
     locked_launch(ctx)
@@ -92,19 +93,19 @@ def role_command(ctx: Context, text: str) -> Result:
         require_commander(ctx, "/role")
     before = role_holder(ctx.session, ctx.launch.id, role)
     if before == user:
-        return Result(reply=render("role_unchanged.j2", role=role, user=user))
+        return Result(reply=reply("roles.unchanged", role=role, user=user))
     ctx.session.add(RoleAssignment(launch_id=ctx.launch.id, role=role, user_id=user, assigned_by=ctx.user,
                                    assigned_at=ctx.now))
     record(ctx, "role.assigned", role=role, user=user, before=before, bootstrap=bootstrap)
     post(ctx, ctx.launch.war_room, "role_changed", kind="role.changed", role=role, user=user, before=before,
          bootstrap=bootstrap)
-    return Result(reply=render("role_assigned.j2", role=role, user=user, bootstrap=bootstrap))
+    return Result(reply=reply("roles.assigned", role=role, user=user, bootstrap=bootstrap))
 
 
-@slash("/roster", usage="/roster", summary="who holds which launch role")
+@slash("/roster", usage=ROSTER_USAGE, summary="who holds which launch role")
 def roster_command(ctx: Context, text: str) -> Result:
     if text.strip():
-        raise CommandError("`/roster` takes no arguments.", "/roster")
+        raise CommandError(reply("roles.roster_takes_nothing"), ROSTER_USAGE)
     holders = roster(ctx.session, ctx.launch.id)
     rows = []
     for role in sorted(set(holders) | set(STANDARD_ROLES) | set(ctx.config.roles)):

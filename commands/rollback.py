@@ -27,7 +27,7 @@ from commands.context import Context, Result, post, record, role_holder, roles_o
 from commands.decision import log_decision
 from commands.errors import CommandError, Refused
 from commands.registry import action, slash
-from commands.render import render
+from commands.render import render, reply
 from commands.roles import COMMANDER, require_commander
 from db.models import Rollback, RollbackStep, Timer
 
@@ -110,7 +110,7 @@ def check_approver(ctx: Context, rollback: Rollback) -> None:
     if ctx.user == commander:
         return
     if needed < 2:
-        raise Refused(render("refused_commander.j2", command="rollback confirmation", holder=commander),
+        raise Refused(reply("roles.refused_commander", command="rollback confirmation", holder=commander),
                       "rollback_confirm")
     if not roles_of(ctx.session, ctx.launch.id, ctx.user):
         raise Refused(render("rollback_refused_approver.j2", commander=commander), "rollback_confirm")
