@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlmodel import select
@@ -19,12 +18,12 @@ from sqlmodel import select
 from commands.authority import locked_launch, require_commander
 from commands.context import Context, Result, post, record
 from commands.errors import CommandError
-from commands.escape import quote
-from commands.parse import format_duration, parse_duration
+from commands.parse import parse_duration
 from commands.registry import slash, timer
+from commands.render import reply
 from db.models import Activity, Incident, Launch, ProbeResult, Timer
 
-USAGE = "/heartbeat  ·  /heartbeat pause  ·  /heartbeat resume  ·  /heartbeat every 15m"
+USAGE = reply("heartbeat.usage")
 MIN_EVERY = timedelta(minutes=1)
 MAX_EVERY = timedelta(hours=24)
 LATE_AFTER = timedelta(seconds=60)
@@ -172,22 +171,22 @@ def heartbeat_command(ctx: Context, text: str) -> Result:
     words = text.split()
     if not words:
         post_heartbeat(ctx, asked_by=ctx.user)
-        return Result(reply="Heartbeat posted in the war room.")
+        return Result(reply=reply("heartbeat.posted"))
     verb = words[0].lower()
     if verb not in ("pause", "resume", "every"):
-        raise CommandError(f"{quote(words[0])} is not a /heartbeat subcommand.", USAGE)
+        raise CommandError(reply("heartbeat.not_a_subcommand", word=words[0]), USAGE)
     if verb in ("pause", "resume") and len(words) > 1:
-        raise CommandError(f"`/heartbeat {verb}` takes nothing after it.", USAGE)
+        raise CommandError(reply("heartbeat.takes_nothing", verb=verb), USAGE)
     every = None
     if verb == "every":
         if len(words) != 2:
-            raise CommandError("`/heartbeat every` needs one duration, like `15m`.", USAGE)
+            raise CommandError(reply("heartbeat.every_needs_one_duration"), USAGE)
         every = parse_duration(words[1])
         if every is None:
-            raise CommandError(f"{quote(words[1])} is not a duration like 15m or 1h.", USAGE)
+            raise CommandError(reply("heartbeat.not_a_duration", word=words[1]), USAGE)
         if not MIN_EVERY <= every <= MAX_EVERY:
-            raise CommandError(f"The heartbeat runs every {format_duration(MIN_EVERY)} to "
-                               f"{format_duration(MAX_EVERY)}; {format_duration(every)} is outside that.", USAGE)
+            raise CommandError(reply("heartbeat.every_out_of_range", shortest=MIN_EVERY, longest=MAX_EVERY,
+                                     every=every), USAGE)
     require_commander(ctx, f"/heartbeat {verb}")
     launch = locked_launch(ctx)
     if verb == "pause":
@@ -200,20 +199,19 @@ def heartbeat_command(ctx: Context, text: str) -> Result:
 
 def pause(ctx: Context, launch: Launch) -> Result:
     if launch.heartbeat_paused:
-        return Result(reply="The heartbeat is already paused; `/heartbeat resume` restarts it.")
+        return Result(reply=reply("heartbeat.already_paused"))
     launch.heartbeat_paused = True
     ctx.session.add(launch)
     cancel_heartbeats(ctx, launch, "paused")
     record(ctx, "heartbeat.paused")
     post(ctx, launch.war_room, "heartbeat_changed", kind="heartbeat.changed", change="paused", next_at=None)
-    return Result(reply="Heartbeat paused.")
+    return Result(reply=reply("heartbeat.paused"))
 
 
 def resume(ctx: Context, launch: Launch) -> Result:
     pending = pending_heartbeats(ctx, launch)
     if not launch.heartbeat_paused and pending:
-        return Result(reply=f"The heartbeat is already running; the next one is due at "
-                            f"{_hhmm(ctx, pending[0].due_at)}.")
+        return Result(reply=reply("heartbeat.already_running", next_at=pending[0].due_at, tz=ctx.tz))
     launch.heartbeat_paused = False
     launch.heartbeat_until = None  # resumed: it keeps going past heartbeat.for until paused
     ctx.session.add(launch)
@@ -221,7 +219,7 @@ def resume(ctx: Context, launch: Launch) -> Result:
     beat = arm_heartbeat(ctx, launch, ctx.now + timedelta(seconds=launch.heartbeat_every_s))
     record(ctx, "heartbeat.resumed", next_at=beat.due_at.isoformat() if beat.due_at else None)
     post(ctx, launch.war_room, "heartbeat_changed", kind="heartbeat.changed", change="resumed", next_at=beat.due_at)
-    return Result(reply=f"Heartbeat resumed; the next one is due at {_hhmm(ctx, beat.due_at)}.")
+    return Result(reply=reply("heartbeat.resumed", next_at=beat.due_at, tz=ctx.tz))
 
 
 def change_cadence(ctx: Context, launch: Launch, every: timedelta) -> Result:
@@ -236,10 +234,5 @@ def change_cadence(ctx: Context, launch: Launch, every: timedelta) -> Result:
     post(ctx, launch.war_room, "heartbeat_changed", kind="heartbeat.changed", change="every", every=every,
          next_at=next_at)
     if next_at is None:
-        return Result(reply=f"Heartbeat cadence set to every {format_duration(every)}; it applies when the "
-                            "heartbeat runs.")
-    return Result(reply=f"Heartbeat every {format_duration(every)}; the next one is due at {_hhmm(ctx, next_at)}.")
-
-
-def _hhmm(ctx: Context, when: datetime | None) -> str:
-    return when.astimezone(ZoneInfo(ctx.tz)).strftime("%H:%M") if when else "--:--"
+        return Result(reply=reply("heartbeat.cadence_when_running", every=every))
+    return Result(reply=reply("heartbeat.cadence_set", every=every, next_at=next_at, tz=ctx.tz))
