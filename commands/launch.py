@@ -18,15 +18,14 @@ from sqlmodel import select
 from commands.authority import locked_launch, require_commander
 from commands.context import Context, Result, post, record
 from commands.errors import CommandError
-from commands.escape import quote
 from commands.heartbeat import open_incidents, pending_heartbeats, start_heartbeat
 from commands.parse import parse_time
 from commands.registry import slash, timer
-from commands.render import render
+from commands.render import render, reply
 from commands.setup import schedule_run_of_show
 from db.models import Launch, Timer
 
-USAGE = "/launch status  ·  /launch t0 2025-10-16T10:00:00-07:00  ·  /launch start"
+USAGE = reply("launch.usage")
 SUMMARISE_AFTER = timedelta(hours=1)  # marks later than this are summarised, not replayed
 LATE_AFTER = timedelta(seconds=60)
 MAX_T0_SHIFT = timedelta(days=366)
@@ -114,35 +113,34 @@ def launch_command(ctx: Context, text: str) -> Result:
     verb, rest = verb.lower(), rest.strip()
     if verb in ("", "status"):
         if rest:
-            raise CommandError("`/launch status` takes nothing after it.", USAGE)
+            raise CommandError(reply("launch.takes_nothing", verb="status"), USAGE)
         return status(ctx)
     if verb == "t0":
         if not rest:
-            raise CommandError("`/launch t0` needs the new T0 as an ISO time with its offset.", USAGE)
+            raise CommandError(reply("launch.t0_needs_a_time"), USAGE)
         when = parse_time(rest) if len(rest) <= 60 else None
         if when is None:
-            raise CommandError(f"{quote(rest)} is not an ISO time with an offset, like 2025-10-16T10:00:00-07:00.",
-                               USAGE)
+            raise CommandError(reply("launch.not_a_time", word=rest), USAGE)
         if abs(when - ctx.now) > MAX_T0_SHIFT:
-            raise CommandError("T0 must be within a year of now.", USAGE)
+            raise CommandError(reply("launch.t0_within_a_year"), USAGE)
         require_commander(ctx, "/launch t0")
         return move_t0(ctx, when)
     if verb == "start":
         if rest:
-            raise CommandError("`/launch start` takes nothing after it.", USAGE)
+            raise CommandError(reply("launch.takes_nothing", verb="start"), USAGE)
         require_commander(ctx, "/launch start")
         if not start_launch(ctx, anchor=ctx.now, via="/launch start"):
             launch = ctx.launch
-            return Result(reply=render("launch_already_started.j2", launch=launch, tz=ctx.tz))
-        return Result(reply="Launch announced in the war room and the broadcast channels; the heartbeat is running.")
-    raise CommandError(f"{quote(verb)} is not a /launch subcommand.", USAGE)
+            return Result(reply=reply("launch.already_started", launch=launch, tz=ctx.tz))
+        return Result(reply=reply("launch.announced"))
+    raise CommandError(reply("launch.not_a_subcommand", word=verb), USAGE)
 
 
 def move_t0(ctx: Context, when: datetime) -> Result:
     launch = locked_launch(ctx)
     before = launch.t0
     if before == when:
-        return Result(reply=f"T0 is already {_local(ctx, when)}.")
+        return Result(reply=reply("launch.t0_already", local=_local(ctx, when)))
     launch.t0 = when
     ctx.session.add(launch)
     schedule_run_of_show(ctx.session, launch, ctx.config, ctx.now)
@@ -152,7 +150,7 @@ def move_t0(ctx: Context, when: datetime) -> Result:
            marks_moved=len(marks))
     post(ctx, launch.war_room, "launch_t0", kind="launch.t0_moved", before=before, after=when, marks=marks,
          local=_local(ctx, when))
-    return Result(reply=f"T0 is now {_local(ctx, when)}; {len(marks)} run-of-show mark(s) not yet posted moved with it.")
+    return Result(reply=reply("launch.t0_moved", local=_local(ctx, when), marks=marks))
 
 
 def status(ctx: Context) -> Result:
