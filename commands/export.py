@@ -8,11 +8,11 @@ from commands.audit import incidents_csv, ndjson
 from commands.context import Context, Result, record, roles_of, upload
 from commands.errors import CommandError, Refused
 from commands.registry import slash
-from commands.render import render
+from commands.render import reply
 from commands.retro import retrospective
 from db.models import Launch
 
-USAGE = "/export ndjson|csv|md"
+USAGE = reply("export.usage")
 FORMATS = {
     "ndjson": ("ndjson", "The audit trail (one JSON event a line)"),
     "csv": ("csv", "The incidents table"),
@@ -28,7 +28,7 @@ def export_text(ctx: Context, fmt: str, launch: Launch) -> str:
         return incidents_csv(ctx.session, launch, {k: s.name for k, s in ctx.config.severities.items()})
     if fmt == "md":
         return retrospective(ctx.session, launch, ctx.config, ctx.now)
-    raise CommandError("That is not an export format: choose ndjson, csv or md.", USAGE)
+    raise CommandError(reply("export.not_a_format"), USAGE)
 
 
 def filename(launch: Launch, fmt: str, now_stamp: str) -> str:
@@ -41,14 +41,14 @@ def export_command(ctx: Context, text: str) -> Result:
     fmt = text.strip().lower()
     if fmt not in FORMATS:
         if not fmt:
-            raise CommandError("Say which export you want.", USAGE)
-        raise CommandError("That is not an export format: choose ndjson, csv or md.", USAGE)
+            raise CommandError(reply("export.say_which"), USAGE)
+        raise CommandError(reply("export.not_a_format"), USAGE)
     assert ctx.launch.id is not None
     if not roles_of(ctx.session, ctx.launch.id, ctx.user):  # the whole record: not for anyone in any channel
-        raise Refused(render("refused_export.j2"), "/export")
+        raise Refused(reply("export.refused"), "/export")
     content = export_text(ctx, fmt, ctx.launch)
     channel = ctx.launch.war_room  # where the bot is a member, whichever channel asked
     name = filename(ctx.launch, fmt, ctx.now.strftime("%Y%m%d-%H%M"))
     upload(ctx, channel, name, content, "export_uploaded", fmt_name=FORMATS[fmt][1])
     record(ctx, "export.requested", format=fmt, channel=channel, filename=name, bytes=len(content.encode()))
-    return Result(reply=f"Exporting {FORMATS[fmt][1].lower()} as {name}; it will appear in the war room.")
+    return Result(reply=reply("export.exporting", what=FORMATS[fmt][1], filename=name))
