@@ -13,10 +13,10 @@ from commands.config import Contingency
 from commands.context import Context, Result, role_holder
 from commands.errors import CommandError
 from commands.registry import slash
-from commands.render import render
+from commands.render import render, reply
 from commands.roles import ROLE_NAME
 
-USAGE = "/contingency [scenario], e.g. /contingency supabase"
+USAGE = reply("contingency.usage")
 
 
 def match(contingencies: tuple[Contingency, ...], query: str) -> list[Contingency]:
@@ -44,13 +44,13 @@ def owner_of(ctx: Context, contingency: Contingency) -> dict[str, str | None]:
 def contingency_command(ctx: Context, text: str) -> Result:
     table = ctx.config.contingencies
     if not table:
-        return Result(reply="No contingencies are configured (config `contingencies:`).")
+        return Result(reply=reply("contingency.none_configured"))
     query = text.strip()
     if len(query) > 200:
-        raise CommandError("Name a scenario in a few words.", USAGE)
+        raise CommandError(reply("contingency.in_a_few_words"), USAGE)
     if not query:
         return Result(reply=render("contingency_list.j2", rows=[(c, owner_of(ctx, c)) for c in table]))
     found = match(table, query)
     if not found:
-        raise CommandError(render("contingency_unknown.j2", query=query, rows=table), USAGE)
+        raise CommandError(reply("contingency.unknown", query=query, rows=table), USAGE)
     return Result(reply=render("contingency.j2", rows=[(c, owner_of(ctx, c)) for c in found]))
