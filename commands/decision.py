@@ -14,10 +14,10 @@ from sqlmodel import select
 from commands.context import Context, Result, post, record
 from commands.errors import CommandError
 from commands.registry import slash
-from commands.render import render
+from commands.render import reply
 from db.models import Decision, Incident
 
-USAGE = "/decision <text> (name INC-7 to link it to an incident)"
+USAGE = reply("decision.usage")
 MAX_TEXT = 1000
 INCIDENT_NAME = re.compile(r"\bINC-(\d{1,9})\b", re.IGNORECASE)
 
@@ -54,7 +54,7 @@ def named_incidents(ctx: Context, text: str) -> list[Incident]:
         incident = ctx.session.exec(
             select(Incident).where(Incident.launch_id == ctx.launch.id, Incident.number == number)).first()
         if incident is None:
-            raise CommandError(render("decision_unknown_incident.j2", number=number, launch=ctx.launch), USAGE)
+            raise CommandError(reply("decision.unknown_incident", number=number, launch=ctx.launch), USAGE)
         found.append(incident)
     return found
 
@@ -63,9 +63,9 @@ def named_incidents(ctx: Context, text: str) -> list[Incident]:
 def decision_command(ctx: Context, text: str) -> Result:
     text = text.strip()
     if not text:
-        raise CommandError("A decision needs its text.", USAGE)
+        raise CommandError(reply("decision.needs_text"), USAGE)
     if len(text) > MAX_TEXT:
-        raise CommandError(f"The decision is {len(text)} characters; keep it to {MAX_TEXT}.", USAGE)
+        raise CommandError(reply("decision.too_long", length=len(text), limit=MAX_TEXT), USAGE)
     incidents = named_incidents(ctx, text)
     first = incidents[0] if incidents else None
     decision = log_decision(ctx, "decision", text, incident_id=first.id if first else None,
@@ -75,4 +75,4 @@ def decision_command(ctx: Context, text: str) -> Result:
     for incident in incidents:
         post(ctx, ctx.launch.war_room, "decision_recorded", kind="decision.recorded",
              thread_ref=f"incident:{incident.id}", decision=decision, incidents=incidents)
-    return Result(reply=render("decision_reply.j2", decision=decision, incidents=incidents, tz=ctx.tz))
+    return Result(reply=reply("decision.recorded", decision=decision, incidents=incidents, tz=ctx.tz))
