@@ -24,6 +24,7 @@ from commands.errors import CommandError
 from commands.heartbeat import latest_result
 from commands.incident import Declaration, declare
 from commands.registry import action
+from commands.render import reply
 from db.models import Incident, ProbeResult, ProbeState, Timer
 
 FAILURES_TO_ALERT = 3
@@ -138,21 +139,21 @@ def declare_from_probe(ctx: Context, value: str) -> Result:
     """The alert's button: declare an incident pre-filled from the probe (once per open trouble)."""
     probe = probe_config(ctx, value)
     if probe is None:
-        raise CommandError("That probe is not in the config any more.")
+        raise CommandError(reply("probes.probe_gone"))
     source = f"probe:{probe.name}"
     existing = ctx.session.exec(
         select(Incident).where(Incident.launch_id == ctx.launch.id, Incident.source == source,
                                Incident.status.in_(("open", "acknowledged")))  # type: ignore[attr-defined]
     ).first()
     if existing is not None:
-        return Result(reply=f"INC-{existing.number} is already open for the {probe.name} probe.")
+        return Result(reply=reply("probes.already_open", incident=existing, probe=probe))
     result = latest_result(ctx, probe.name)
     failing = result is not None and not result.ok
     incident = declare(ctx, Declaration(
         severity="sev1" if failing else "sev2", summary=incident_summary(probe, result)[:500],
         impact=f"Seen by the {probe.name} probe ({probe.url})"[:2000], source=source,
     ))
-    return Result(reply=f"Declared INC-{incident.number} from the {probe.name} probe.")
+    return Result(reply=reply("probes.declared", incident=incident, probe=probe))
 
 
 def incident_summary(probe: Probe, result: ProbeResult | None) -> str:
