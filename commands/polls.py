@@ -24,7 +24,7 @@ from commands.context import Context, Result, post, record, role_holder
 from commands.decision import log_decision
 from commands.errors import CommandError
 from commands.registry import action, slash
-from commands.render import render
+from commands.render import reply
 from commands.roles import require_commander, require_role
 from db.models import Poll, Vote
 
@@ -52,8 +52,7 @@ class PollKind:
 
     @property
     def usage(self) -> str:
-        return (f"{self.command}  ·  {self.command} {self.yes} [reason]  ·  {self.command} {self.no} [reason]  ·  "
-                f"{self.command} close")
+        return reply("polls.usage", spec=self)
 
     def roles(self, config: Config) -> list[str]:
         return list(config.gonogo_roles if self.kind == "gonogo" else config.signoff_roles)
@@ -97,7 +96,8 @@ def start(ctx: Context, spec: PollKind) -> Result:
     locked_launch(ctx)
     existing = open_poll(ctx, spec)
     if existing is not None:
-        return Result(reply=render("poll_already_open.j2", **poll_values(ctx, spec, existing), tz=ctx.tz))
+        return Result(reply=reply("polls.already_open", spec=spec, poll=existing,
+                                  missing=poll_values(ctx, spec, existing)["missing"], tz=ctx.tz))
     roles = spec.roles(ctx.config)
     poll = Poll(launch_id=ctx.launch.id, kind=spec.kind, opened_by=ctx.user, opened_at=ctx.now, roles=roles,
                 criteria=spec.criteria(ctx.config))
@@ -106,7 +106,7 @@ def start(ctx: Context, spec: PollKind) -> Result:
     record(ctx, "poll.opened", poll_id=poll.id, poll_kind=spec.kind, roles=roles)
     post(ctx, ctx.launch.war_room, "poll", kind=f"{spec.kind}.poll", ref=poll_ref(poll),
          **poll_values(ctx, spec, poll))
-    return Result(reply=render("poll_started.j2", spec=spec))
+    return Result(reply=reply("polls.started", spec=spec))
 
 
 def target_poll(ctx: Context, spec: PollKind) -> Poll:
@@ -118,15 +118,15 @@ def target_poll(ctx: Context, spec: PollKind) -> Poll:
         poll = ctx.session.exec(select(Poll).where(Poll.id == poll_id, Poll.launch_id == ctx.launch.id,
                                                    Poll.kind == spec.kind).with_for_update(key_share=True)).first()
     if poll is None:
-        raise CommandError(render("poll_none_open.j2", spec=spec))
+        raise CommandError(reply("polls.none_open", spec=spec))
     if poll.closed_at is not None:
-        raise CommandError(render("poll_closed.j2", spec=spec, poll=poll, tz=ctx.tz))
+        raise CommandError(reply("polls.closed", spec=spec, poll=poll, tz=ctx.tz))
     return poll
 
 
 def vote(ctx: Context, spec: PollKind, choice: str, reason: str, via: str) -> Result:
     if len(reason) > MAX_REASON:
-        raise CommandError(f"The reason is {len(reason)} characters; keep it to {MAX_REASON}.", spec.usage)
+        raise CommandError(reply("polls.reason_too_long", length=len(reason), limit=MAX_REASON), spec.usage)
     poll = target_poll(ctx, spec)
     held = require_role(ctx, poll.roles, via)
     votes = votes_of(ctx, poll)
@@ -148,13 +148,13 @@ def vote(ctx: Context, spec: PollKind, choice: str, reason: str, via: str) -> Re
             continue
         changed.append(role)
     if not changed:
-        return Result(reply=render("poll_vote_same.j2", choice=choice, roles=held))
+        return Result(reply=reply("polls.voted_the_same", choice=choice, roles=held))
     ctx.session.flush()
     values = poll_values(ctx, spec, poll)
     if not values["missing"]:
         return close(ctx, spec, poll, closed_by="vote")
     post(ctx, ctx.launch.war_room, "poll", kind=f"{spec.kind}.poll_update", update_ref=poll_ref(poll), **values)
-    return Result(reply=render("poll_voted.j2", choice=choice, roles=changed))
+    return Result(reply=reply("polls.voted", choice=choice, roles=changed))
 
 
 def close(ctx: Context, spec: PollKind, poll: Poll, *, closed_by: str) -> Result:
@@ -173,7 +173,7 @@ def close(ctx: Context, spec: PollKind, poll: Poll, *, closed_by: str) -> Result
     values = poll_values(ctx, spec, poll)
     post(ctx, ctx.launch.war_room, "poll", kind=f"{spec.kind}.poll_update", update_ref=poll_ref(poll), **values)
     post(ctx, ctx.launch.war_room, "poll_result", kind=f"{spec.kind}.result", accepted=accepted, **values)
-    return Result(reply=render("poll_closed.j2", spec=spec, poll=poll, tz=ctx.tz))
+    return Result(reply=reply("polls.closed", spec=spec, poll=poll, tz=ctx.tz))
 
 
 def command(ctx: Context, spec: PollKind, text: str) -> Result:
@@ -185,18 +185,18 @@ def command(ctx: Context, spec: PollKind, text: str) -> Result:
         require_commander(ctx, f"{spec.command} close")
         poll = open_poll(ctx, spec, lock=True)
         if poll is None:
-            raise CommandError(render("poll_none_open.j2", spec=spec))
+            raise CommandError(reply("polls.none_open", spec=spec))
         return close(ctx, spec, poll, closed_by="commander")
     choice = CHOICE_WORDS.get(verb)
     if choice not in (spec.yes, spec.no):
-        raise CommandError(f"`{verb[:40]}` is not a {spec.command} vote or subcommand.", spec.usage)
+        raise CommandError(reply("polls.not_a_vote", word=verb, spec=spec), spec.usage)
     return vote(ctx, spec, choice, " ".join(rest.split()), f"{spec.command} {choice}")
 
 
 def button(ctx: Context, spec: PollKind, value: str) -> Result:
     choice = value.strip().lower()
     if choice not in (spec.yes, spec.no):
-        raise CommandError("That button's value is not one warroom knows.")
+        raise CommandError(reply("common.unknown_button_value"))
     return vote(ctx, spec, choice, "", spec.action_id)
 
 
