@@ -31,7 +31,7 @@ from commands.render import render, reply
 from commands.roles import COMMANDER, require_commander
 from db.models import Rollback, RollbackStep, Timer
 
-USAGE = "/rollback <reason>, e.g. /rollback checkout errors"
+USAGE = reply("rollback.usage")
 MAX_REASON = 500
 ACTIVE = ("pending", "confirmed")
 WEBHOOK_KIND = "rollback_webhook"
@@ -78,29 +78,29 @@ def rollback_command(ctx: Context, text: str) -> Result:
     require_commander(ctx, "/rollback")
     reason = " ".join(text.split())
     if not reason:
-        raise CommandError("A rollback needs its reason (the trigger operators will read).", USAGE)
+        raise CommandError(reply("rollback.needs_reason"), USAGE)
     if len(reason) > MAX_REASON:
-        raise CommandError(f"The reason is {len(reason)} characters; keep it to {MAX_REASON}.", USAGE)
+        raise CommandError(reply("rollback.reason_too_long", length=len(reason), limit=MAX_REASON), USAGE)
     rollback, created = request_rollback(ctx, reason)
     if not created:
-        return Result(reply=render("rollback_exists.j2", rollback=rollback, tz=ctx.tz))
-    return Result(reply=render("rollback_requested.j2", rollback=rollback, needed=ctx.config.rollback_approvals))
+        return Result(reply=reply("rollback.exists", rollback=rollback, tz=ctx.tz))
+    return Result(reply=reply("rollback.requested", needed=ctx.config.rollback_approvals))
 
 
 def load(ctx: Context, value: str) -> Rollback:
     if not value.strip().isdigit():
-        raise CommandError("That button's value is not one warroom knows.")
+        raise CommandError(reply("common.unknown_button_value"))
     rollback = ctx.session.exec(
         select(Rollback).where(Rollback.id == int(value), Rollback.launch_id == ctx.launch.id).with_for_update(key_share=True)
     ).first()
     if rollback is None:
-        raise CommandError("That rollback request is not one of this launch.")
+        raise CommandError(reply("rollback.not_of_this_launch"))
     return rollback
 
 
 def require_open(ctx: Context, rollback: Rollback) -> None:
     if rollback.status == "cancelled":
-        raise CommandError(render("rollback_was_cancelled.j2", rollback=rollback))
+        raise CommandError(reply("rollback.was_cancelled", rollback=rollback))
 
 
 def check_approver(ctx: Context, rollback: Rollback) -> None:
@@ -113,10 +113,10 @@ def check_approver(ctx: Context, rollback: Rollback) -> None:
         raise Refused(reply("roles.refused_commander", command="rollback confirmation", holder=commander),
                       "rollback_confirm")
     if not roles_of(ctx.session, ctx.launch.id, ctx.user):
-        raise Refused(render("rollback_refused_approver.j2", commander=commander), "rollback_confirm")
+        raise Refused(reply("rollback.refused_approver", commander=commander), "rollback_confirm")
     others = [a for a in rollback.approvals if a != commander]
     if len(others) >= needed - 1:
-        raise CommandError(render("rollback_needs_commander.j2", other=others[0], commander=commander))
+        raise CommandError(reply("rollback.needs_commander", other=others[0], commander=commander))
 
 
 @action("rollback_confirm")
@@ -124,9 +124,9 @@ def confirm_button(ctx: Context, value: str) -> Result:
     rollback = load(ctx, value)
     require_open(ctx, rollback)
     if rollback.status == "confirmed":
-        return Result(reply=render("rollback_exists.j2", rollback=rollback, tz=ctx.tz))
+        return Result(reply=reply("rollback.exists", rollback=rollback, tz=ctx.tz))
     if ctx.user in rollback.approvals:
-        return Result(reply=render("rollback_waiting.j2", rollback=rollback, already=True))
+        return Result(reply=reply("rollback.waiting", rollback=rollback, already=True))
     check_approver(ctx, rollback)
     rollback.approvals = [*rollback.approvals, ctx.user]
     ctx.session.add(rollback)
@@ -135,9 +135,9 @@ def confirm_button(ctx: Context, value: str) -> Result:
     if commander not in rollback.approvals or len(rollback.approvals) < ctx.config.rollback_approvals:
         post(ctx, ctx.launch.war_room, "rollback_confirmation", kind="rollback.confirmation_update",
              update_ref=rollback_ref(rollback), **confirmation_values(ctx, rollback))
-        return Result(reply=render("rollback_waiting.j2", rollback=rollback, already=False))
+        return Result(reply=reply("rollback.waiting", rollback=rollback, already=False))
     initiate(ctx, rollback)
-    return Result(reply=render("rollback_initiated_reply.j2", rollback=rollback, webhook=ctx.config.webhook))
+    return Result(reply=reply("rollback.initiated", webhook=ctx.config.webhook))
 
 
 def initiate(ctx: Context, rollback: Rollback) -> None:
@@ -179,32 +179,32 @@ def checklist_values(ctx: Context, rollback: Rollback, steps: list[RollbackStep]
 def cancel_button(ctx: Context, value: str) -> Result:
     rollback = load(ctx, value)
     if rollback.status == "cancelled":
-        return Result(reply=render("rollback_was_cancelled.j2", rollback=rollback))
+        return Result(reply=reply("rollback.was_cancelled", rollback=rollback))
     require_commander(ctx, "rollback cancel")
     if rollback.status == "confirmed":
-        raise CommandError(render("rollback_exists.j2", rollback=rollback, tz=ctx.tz))
+        raise CommandError(reply("rollback.exists", rollback=rollback, tz=ctx.tz))
     rollback.status = "cancelled"
     ctx.session.add(rollback)
     record(ctx, "rollback.cancelled", rollback_id=rollback.id, reason=rollback.reason)
     post(ctx, ctx.launch.war_room, "rollback_confirmation", kind="rollback.confirmation_update",
          update_ref=rollback_ref(rollback), **confirmation_values(ctx, rollback))
-    return Result(reply="You cancelled the rollback request; nothing was broadcast.")
+    return Result(reply=reply("rollback.cancelled"))
 
 
 @action("rollback_step")
 def step_button(ctx: Context, value: str) -> Result:
     rollback_id, _, position = value.partition(":")
     if not position.isdigit():
-        raise CommandError("That button's value is not one warroom knows.")
+        raise CommandError(reply("common.unknown_button_value"))
     rollback = load(ctx, rollback_id)
     step = ctx.session.exec(
         select(RollbackStep).where(RollbackStep.rollback_id == rollback.id, RollbackStep.position == int(position))
         .with_for_update(key_share=True)
     ).first()
     if step is None or rollback.status != "confirmed":
-        raise CommandError("That checklist step is not one of a confirmed rollback.")
+        raise CommandError(reply("rollback.step_not_confirmed"))
     if step.done_at is not None:
-        return Result(reply=render("rollback_step_already.j2", step=step, tz=ctx.tz))
+        return Result(reply=reply("rollback.step_already", step=step, tz=ctx.tz))
     step.done_by = ctx.user
     step.done_at = ctx.now
     ctx.session.add(step)
@@ -217,7 +217,7 @@ def step_button(ctx: Context, value: str) -> Result:
         record(ctx, "rollback.checklist_complete", rollback_id=rollback.id)
         post(ctx, ctx.launch.war_room, "rollback_checklist_done", kind="rollback.checklist_done",
              rollback=rollback, steps=steps)
-    return Result(reply=f"Step {step.position} ticked.")
+    return Result(reply=reply("rollback.step_ticked", step=step))
 
 
 # -- the feature-flag webhook: claimed and recorded here, called at the edge (bot/flag_webhook.py) --------
