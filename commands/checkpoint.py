@@ -29,12 +29,12 @@ from commands.context import Context, Result, post, record, role_holder
 from commands.decision import decisions_after, last_decision_id, log_decision
 from commands.errors import CommandError
 from commands.registry import action, slash
-from commands.render import render
+from commands.render import reply
 from commands.roles import COMMANDER, require_commander
 from commands.rollback import request_rollback
 from db.models import AuditEvent, Checkpoint, Incident, OutboxMessage, ProbeResult
 
-USAGE = "/checkpoint [note]"
+USAGE = reply("checkpoint.usage")
 MAX_NOTE = 500
 CHOICES = ("continue", "widen", "hold", "rollback")
 OPEN = ("open", "acknowledged")
@@ -140,7 +140,7 @@ def checkpoint_command(ctx: Context, text: str) -> Result:
     require_commander(ctx, "/checkpoint")
     note = " ".join(text.split())
     if len(note) > MAX_NOTE:
-        raise CommandError(f"The note is {len(note)} characters; keep it to {MAX_NOTE}.", USAGE)
+        raise CommandError(reply("checkpoint.note_too_long", length=len(note), limit=MAX_NOTE), USAGE)
     locked_launch(ctx)
     previous = latest_checkpoint(ctx)
     since = previous.created_at if previous else None
@@ -157,7 +157,7 @@ def checkpoint_command(ctx: Context, text: str) -> Result:
            last_decision_id=last_decision_id(ctx))
     post(ctx, ctx.launch.war_room, "checkpoint", kind="checkpoint", ref=checkpoint_ref(checkpoint),
          checkpoint=checkpoint, escalated=waiting, **values)
-    return Result(reply=render("checkpoint_posted.j2", escalated=waiting))
+    return Result(reply=reply("checkpoint.posted", escalated=waiting))
 
 
 def clicked_checkpoint(ctx: Context) -> Checkpoint:
@@ -168,7 +168,7 @@ def clicked_checkpoint(ctx: Context) -> Checkpoint:
         checkpoint = ctx.session.exec(select(Checkpoint).where(
             Checkpoint.id == checkpoint_id, Checkpoint.launch_id == ctx.launch.id).with_for_update(key_share=True)).first()
     if checkpoint is None:
-        raise CommandError("There is no checkpoint to decide on; the commander posts one with /checkpoint.")
+        raise CommandError(reply("checkpoint.none_to_decide"))
     return checkpoint
 
 
@@ -176,14 +176,14 @@ def clicked_checkpoint(ctx: Context) -> Checkpoint:
 def decision_button(ctx: Context, value: str) -> Result:
     choice = value.strip().lower()
     if choice not in CHOICES:
-        raise CommandError("That button's value is not one warroom knows.")
+        raise CommandError(reply("common.unknown_button_value"))
     require_commander(ctx, "checkpoint decision")
     checkpoint = clicked_checkpoint(ctx)
     if checkpoint.choice is not None:
-        return Result(reply=render("checkpoint_already_decided.j2", checkpoint=checkpoint, tz=ctx.tz))
+        return Result(reply=reply("checkpoint.already_decided", checkpoint=checkpoint, tz=ctx.tz))
     newest = latest_checkpoint(ctx)
     if newest is not None and newest.id != checkpoint.id:
-        raise CommandError(render("checkpoint_stale.j2", checkpoint=checkpoint, newest=newest, tz=ctx.tz))
+        raise CommandError(reply("checkpoint.stale", checkpoint=checkpoint, newest=newest, tz=ctx.tz))
     checkpoint.choice = choice
     checkpoint.decided_by = ctx.user
     checkpoint.decided_at = ctx.now
@@ -194,13 +194,12 @@ def decision_button(ctx: Context, value: str) -> Result:
     post(ctx, ctx.launch.war_room, "checkpoint_decided", kind="checkpoint.message_update",
          update_ref=checkpoint_ref(checkpoint), checkpoint=checkpoint, original=original)
     post(ctx, ctx.launch.war_room, "checkpoint_decision", kind="checkpoint.decision", checkpoint=checkpoint)
-    reply = render("checkpoint_decision_reply.j2", checkpoint=checkpoint)
-    if choice == "rollback":
-        reason = rollback_reason(ctx, checkpoint)
-        rollback, created = request_rollback(ctx, reason, source="checkpoint")
-        reply = render("rollback_requested.j2", rollback=rollback, needed=ctx.config.rollback_approvals) if created \
-            else render("rollback_exists.j2", rollback=rollback, tz=ctx.tz)
-    return Result(reply=reply)
+    if choice != "rollback":
+        return Result(reply=reply("checkpoint.decided", checkpoint=checkpoint))
+    rollback, created = request_rollback(ctx, rollback_reason(ctx, checkpoint), source="checkpoint")
+    if created:
+        return Result(reply=reply("rollback.requested", needed=ctx.config.rollback_approvals))
+    return Result(reply=reply("rollback.exists", rollback=rollback, tz=ctx.tz))
 
 
 def rollback_reason(ctx: Context, checkpoint: Checkpoint) -> str:
