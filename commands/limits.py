@@ -18,7 +18,7 @@ from sqlmodel import select
 from commands.context import Context, role_holder, roles_of
 from commands.errors import CommandError
 from commands.parse import SEVERITY_WORDS
-from commands.render import render
+from commands.render import reply
 from db.models import Activity, Incident
 
 MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
@@ -47,13 +47,13 @@ def check_limits(ctx: Context, ask: Ask) -> None:
     recent = _newest(ctx, Activity.at, ctx.config.per_user_per_minute, Activity.launch_id == ctx.launch.id,
                      Activity.user_id == ctx.user, Activity.source == "command", Activity.at > ctx.now - MINUTE)
     if len(recent) >= ctx.config.per_user_per_minute:
-        _refuse(ctx, recent, MINUTE, ctx.config.per_user_per_minute, "commands a minute")
+        _refuse(ctx, recent, MINUTE, ctx.config.per_user_per_minute, "limits.commands_a_minute")
     if ask.declares:
         declared = _newest(ctx, Incident.declared_at, ctx.config.declarations_per_user_per_hour,
                            Incident.launch_id == ctx.launch.id, Incident.declared_by == ctx.user,
                            Incident.declared_at > ctx.now - HOUR)
         if len(declared) >= ctx.config.declarations_per_user_per_hour:
-            _refuse(ctx, declared, HOUR, ctx.config.declarations_per_user_per_hour, "declarations an hour")
+            _refuse(ctx, declared, HOUR, ctx.config.declarations_per_user_per_hour, "limits.declarations_an_hour")
 
 
 def _unlimited(ctx: Context, ask: Ask) -> bool:
@@ -70,6 +70,6 @@ def _newest(ctx: Context, column: Any, limit: int, *where: Any) -> list[datetime
     return sorted(ctx.session.exec(select(column).where(*where).order_by(column.desc()).limit(limit)).all())
 
 
-def _refuse(ctx: Context, times: list[datetime], window: timedelta, limit: int, what: str) -> None:
+def _refuse(ctx: Context, times: list[datetime], window: timedelta, limit: int, answer: str) -> None:
     wait = max(times[0] + window - ctx.now, timedelta(seconds=1))
-    raise CommandError(render("limit_reached.j2", limit=limit, what=what, wait=wait))
+    raise CommandError(reply(answer, limit=limit, wait=wait))
