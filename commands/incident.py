@@ -207,6 +207,7 @@ def change_severity(ctx: Context, incident: Incident, word: str) -> Result:
 def change_owner(ctx: Context, incident: Incident, user_token: str) -> Result:
     user = parse_user(user_token, OWNER_USAGE)
     require_open(incident, "re-assigned")
+    require_owner_or_commander(ctx, incident, "/incident owner")
     if user == incident.owner:
         return Result(reply=reply("incident.already_owner", incident=incident, user=user))
     before = incident.owner

@@ -19,7 +19,7 @@ from sqlmodel import select
 
 from commands.authority import locked_launch
 from commands.config import STANDARD_ROLES
-from commands.context import Context, Result, post, record, role_holder, roster
+from commands.context import Context, Result, post, record, role_holder, roles_of, roster
 from commands.errors import CommandError, Refused
 from commands.parse import parse_user
 from commands.registry import slash
@@ -91,6 +91,9 @@ def role_command(ctx: Context, text: str) -> Result:
     bootstrap = commander is None and role == COMMANDER and user is not None
     if not bootstrap:
         require_commander(ctx, "/role")
+    elif ctx.user not in ctx.config.admins and not roles_of(ctx.session, ctx.launch.id, ctx.user):
+        # an empty seat is not anyone's: with it comes /rollback
+        raise Refused(reply("roles.refused_empty_seat", admins=ctx.config.admins), "/role")
     before = role_holder(ctx.session, ctx.launch.id, role)
     if before == user:
         return Result(reply=reply("roles.unchanged", role=role, user=user))

@@ -53,6 +53,7 @@ def samples(text: str, *, other_branch: bool) -> dict[str, Any]:
         "severity": SimpleNamespace(name=text), "spec": SimpleNamespace(command=text, title=text, yes=text, no=text),
         "step": SimpleNamespace(position=1, done_by=text, done_at=at), "rows": [SimpleNamespace(scenario=text)] * 3,
         "roles": [text, text], "holders": {text: text}, "known": [text, text], "marks": [object()],
+        "admins": [text] if flag else [],
         "every": timedelta(minutes=15), "shortest": timedelta(minutes=1), "longest": timedelta(hours=24),
         "wait": timedelta(seconds=42),
         "next_at": at, "tz": "America/Los_Angeles", "length": 5000, "limit": 4000, "number": 7,

@@ -105,17 +105,46 @@ def bot_without_commander(standin: SlackStandin, database_url: str, clock: Manua
     harness.close()
 
 
-def test_first_commander_may_be_set_by_anyone_and_says_so(bot_without_commander: Harness) -> None:
+def test_an_empty_commander_seat_is_set_only_by_a_role_holder_and_says_so(bot_without_commander: Harness) -> None:
     bot = bot_without_commander
     out = slash(bot, "/checkpoint", user=STRANGER)
     assert "Nobody holds the commander role yet" in out and "/role commander @user" in out
     assert "Only the commander" in slash(bot, "/role", "exec U0X", user=STRANGER)
-    out = slash(bot, "/role", "commander <@U0FIRST>", user=STRANGER)
-    assert out.startswith("There was no commander, so anyone could set one: <@U0FIRST> is now commander")
+    out = slash(bot, "/role", f"commander <@{STRANGER}>", user=STRANGER)  # the seat, and /rollback with it
+    assert "only a holder of another launch role" in out
+    assert not [e for e in bot.events("role.assigned") if e.payload["role"] == "commander"]
+    assert [e.payload["command"] for e in bot.events("command.refused")][-1] == "/role"
+    out = slash(bot, "/role", "commander <@U0FIRST>", user="U0ENG")  # eng_oncall holds a role of the launch
+    assert out.startswith("There was no commander, so you could set one: <@U0FIRST> is now commander")
     assert bot.events("role.assigned")[-1].payload["bootstrap"] is True
     # the second claim is the commander's to make
     out = slash(bot, "/role", "commander <@U0SECOND>", user=STRANGER)
     assert "Only the commander can use `/role`" in out and "<@U0FIRST>" in out
     bot.deliver()
-    assert any("There was no commander, so anyone could claim the role." in t for t in texts(bot, WAR_ROOM))
+    assert any("There was no commander, so a holder of another role (or an admin) set one." in t
+               for t in texts(bot, WAR_ROOM))
     assert "*exec*: <@U0EXEC>" in slash(bot, "/roster")
+
+
+def test_an_admin_may_fill_an_empty_seat_and_a_seat_emptied_on_purpose_stays_closed(
+        standin: SlackStandin, database_url: str, clock: ManualClock) -> None:
+    raw = {**TEST_CONFIG, "admins": ["U0ADMIN"]}
+    bot = Harness(standin, database_url, parse_config(raw), clock)
+    try:
+        assert "commander is now unheld" in slash(bot, "/role", "commander none").lower()
+        out = slash(bot, "/role", f"commander <@{STRANGER}>", user=STRANGER)
+        assert "only a holder of another launch role or an admin (<@U0ADMIN>)" in out
+        assert "Only the commander" in slash(bot, "/rollback", "take over", user=STRANGER)
+        assert "is now commander" in slash(bot, "/role", "commander <@U0ADMIN>", user="U0ADMIN")
+    finally:
+        bot.close()
+
+
+def test_only_the_owner_or_the_commander_changes_an_incidents_owner(bot: Harness) -> None:
+    """The back door: the scribe made himself owner, then resolved what he had been refused."""
+    bot.slash("/incident", "sev1 checkout down", user="U0ENG")
+    assert "Only the owner of INC-1" in slash(bot, "/incident", "resolve INC-1", user="U0SCRIBE")
+    assert "Only the owner of INC-1" in slash(bot, "/incident", "owner INC-1 <@U0SCRIBE>", user="U0SCRIBE")
+    assert "Only the owner of INC-1" in bot.slash("/incident", "owner INC-1 <@U0X>", user="U0X", channel="C0OTHER").json()["text"]
+    assert bot.incidents()[0].owner == "U0COMMANDER" and bot.incidents()[0].status == "open"
+    assert "now owned by <@U0SCRIBE>" in slash(bot, "/incident", "owner INC-1 <@U0SCRIBE>")  # the commander may
