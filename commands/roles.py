@@ -28,7 +28,7 @@ from db.models import RoleAssignment
 
 USAGE = reply("roles.usage")
 ROSTER_USAGE = reply("roles.usage_roster")
-ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}\Z")
 COMMANDER = "commander"
 
 

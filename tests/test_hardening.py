@@ -57,3 +57,15 @@ def test_a_lone_surrogate_in_a_form_is_dropped_not_a_crash(bot: Harness) -> None
     assert r.status_code == 200
     (incident,) = bot.incidents()
     assert incident.summary == "db  down"
+
+
+def test_ids_with_a_trailing_newline_are_not_ids(bot: Harness) -> None:
+    r = bot.slash("/incident", "sev2 search slow", user="U0ENG\n")
+    assert r.status_code == 400 and "user_id is not a Slack id" in r.json()["error"]
+    r = bot.slash("/incident", "sev2 search slow", channel="C0WARROOM\n")
+    assert r.status_code == 400 and bot.incidents() == []
+
+
+def test_an_error_quoting_a_link_shows_it_as_text(bot: Harness) -> None:
+    out = bot.slash("/gonogo", "a`<https://evil.example|click>`b").json()["text"]
+    assert "<https://" not in out and "&lt;https://evil.example|click&gt;" in out
