@@ -56,12 +56,8 @@ class Runtime:
 
 
 def freeze_heap() -> None:
-    """Leave what start-up made out of the garbage collector's full collections.
-
-    A running bot holds ~140,000 objects from start-up that live as long as the process (modules,
-    SQLAlchemy's mappers and statement cache, Bolt, the templates); each full collection walked all of
-    them: 50-80 ms with every thread stopped, every few scheduler passes (docs/performance.md).
-    """
+    """Leave what start-up made (modules, mappers, Bolt, the templates: it lives as long as the process)
+    out of the garbage collector's full collections, which would otherwise stop every thread to walk it."""
     gc.collect()
     gc.freeze()
 
