@@ -49,7 +49,7 @@ def a_day(bot: Harness) -> None:
     bot.clock.advance(timedelta(minutes=3))
     bot.block_actions("incident_ack", "1", user="U0ENG")
     bot.slash("/incident", "update INC-1 rolled back the config", user="U0ENG")
-    bot.slash("/incident", "owner INC-2 <@U0ENG>", user="U0CX")
+    bot.slash("/incident", "owner INC-2 <@U0ENG>")  # the commander hands it over
     bot.slash("/incident", "resolve INC-2", user="U0SCRIBE")  # refused: not the owner or the commander
     bot.clock.advance(timedelta(minutes=10))
     bot.slash("/incident", "sev INC-1 sev2")
