@@ -30,8 +30,9 @@ def body_maker(tag: str) -> object:
     run = uuid.uuid4().hex[:6]
 
     def make(client: int, i: int) -> tuple[str, str]:
+        # each from a user of its own, as in a war room of many people (one user would meet the limits)
         return slash_body("/incident", f"sev1 checkout 500s from client {client} request {i}",
-                          trigger=f"{tag}.{run}.{client}.{i}"), FORM
+                          user=f"U0C{client}N{i}", trigger=f"{tag}.{run}.{client}.{i}"), FORM
     return make
 
 

@@ -3,8 +3,8 @@
 A command is one transaction: the launch, the acting user and `now` go in a Context, the command's
 ordinary ORM writes and the messages it queues commit together, and the command runs once per
 attempt. A write conflict (another replica won a race) rolls back and runs it again from scratch.
-A CommandError undoes the command's writes (a savepoint) and becomes the actor's ephemeral reply; a
-refusal (wrong role) is also kept on the audit trail. A signed Slack request's key is stored in the
+A CommandError rolls the command's writes back and becomes the actor's ephemeral reply; a refusal
+(wrong role) is also kept on the audit trail. A signed Slack request's key is stored in the
 same transaction whatever the outcome, so the same request a second time has no effect (Replayed).
 """
 
@@ -71,20 +71,27 @@ class Dispatcher:
     def _attempt(self, session: Session, user: str, channel: str | None, fn: Callable[[Context], Result],
                  what: str, ask: Ask | None, message_ts: str | None, request_key: str | None) -> Result:
         now = self.clock.now()
+
+        def context() -> Context:
+            return Context(session=session, now=now, config=self.config, user=user, channel=channel,
+                           launch=launch_for_channel(session, self.config, channel, now), message_ts=message_ts)
+
         if request_key is not None:
             remember_request(session, request_key, now)
-        ctx = Context(session=session, now=now, config=self.config, user=user,
-                      launch=launch_for_channel(session, self.config, channel, now), channel=channel,
-                      message_ts=message_ts)
+        ctx = context()
         try:
             if ask is not None:
                 check_limits(ctx, ask)
-            with session.begin_nested():
-                result = fn(ctx)
-        except Refused as refusal:
-            record(ctx, "command.refused", command=refusal.command, reason=refusal.message, attempted=what[:500])
-            return Result(reply=defang(refusal.reply))
+            result = fn(ctx)
         except CommandError as error:
+            # nothing of the command is kept: the transaction starts again with what stays whatever the
+            # outcome (the request's key) and, for a refusal, its record on the audit trail
+            session.rollback()
+            if request_key is not None:
+                remember_request(session, request_key, now)
+            if isinstance(error, Refused):
+                record(context(), "command.refused", command=error.command, reason=error.message,
+                       attempted=what[:500])
             return Result(reply=defang(error.reply))
         note_activity(ctx)
         return result
@@ -135,12 +142,11 @@ class Dispatcher:
 
 def remember_request(session: Session, key: str, now: datetime) -> None:
     """Keep the request's key in this transaction, or raise Replayed if it was kept before. Two copies
-    arriving together: the second's INSERT fails on the key (IntegrityError), and its retry finds it."""
+    arriving together: the second's INSERT of the key fails (IntegrityError), and its retry finds it."""
     key = key[:200]
     if session.get(SeenRequest, key) is not None:
         raise Replayed()
     session.add(SeenRequest(key=key, seen_at=now))
-    session.flush()
 
 
 def defang(reply: str) -> str:

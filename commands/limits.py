@@ -44,16 +44,11 @@ def check_limits(ctx: Context, ask: Ask) -> None:
     """Raise (nothing stored, nothing posted) when the actor is over a limit; the reply says when to try again."""
     if not ctx.user or ctx.user[0] not in "UW" or _unlimited(ctx, ask):
         return
-    recent = _newest(ctx, Activity.at, ctx.config.per_user_per_minute, Activity.launch_id == ctx.launch.id,
-                     Activity.user_id == ctx.user, Activity.source == "command", Activity.at > ctx.now - MINUTE)
-    if len(recent) >= ctx.config.per_user_per_minute:
-        _refuse(ctx, recent, MINUTE, ctx.config.per_user_per_minute, "limits.commands_a_minute")
+    _within(ctx, Activity.at, MINUTE, ctx.config.per_user_per_minute, "limits.commands_a_minute",
+            Activity.launch_id == ctx.launch.id, Activity.user_id == ctx.user, Activity.source == "command")
     if ask.declares:
-        declared = _newest(ctx, Incident.declared_at, ctx.config.declarations_per_user_per_hour,
-                           Incident.launch_id == ctx.launch.id, Incident.declared_by == ctx.user,
-                           Incident.declared_at > ctx.now - HOUR)
-        if len(declared) >= ctx.config.declarations_per_user_per_hour:
-            _refuse(ctx, declared, HOUR, ctx.config.declarations_per_user_per_hour, "limits.declarations_an_hour")
+        _within(ctx, Incident.declared_at, HOUR, ctx.config.declarations_per_user_per_hour,
+                "limits.declarations_an_hour", Incident.launch_id == ctx.launch.id, Incident.declared_by == ctx.user)
 
 
 def _unlimited(ctx: Context, ask: Ask) -> bool:
@@ -65,11 +60,12 @@ def _unlimited(ctx: Context, ask: Ask) -> bool:
     return False
 
 
-def _newest(ctx: Context, column: Any, limit: int, *where: Any) -> list[datetime]:
-    """The newest `limit` times in `column` of the rows `where` selects, oldest first."""
-    return sorted(ctx.session.exec(select(column).where(*where).order_by(column.desc()).limit(limit)).all())
-
-
-def _refuse(ctx: Context, times: list[datetime], window: timedelta, limit: int, answer: str) -> None:
-    wait = max(times[0] + window - ctx.now, timedelta(seconds=1))
-    raise CommandError(reply(answer, limit=limit, wait=wait))
+def _within(ctx: Context, column: Any, window: timedelta, limit: int, answer: str, *where: Any) -> None:
+    """Refused if `limit` rows `where` selects have a time in `column` within the window: the limit-th
+    newest (one row read, however many there are) says when the oldest of them leaves the window."""
+    oldest: datetime | None = ctx.session.exec(
+        select(column).where(*where, column > ctx.now - window).order_by(column.desc()).offset(limit - 1).limit(1)
+    ).first()
+    if oldest is not None:
+        wait = max(oldest + window - ctx.now, timedelta(seconds=1))
+        raise CommandError(reply(answer, limit=limit, wait=wait))
