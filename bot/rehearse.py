@@ -230,8 +230,9 @@ def run_rehearsal(env: Env, speed: float, start: str, until: str, channel: str |
     probes = config.probes
     if not probes:
         probe_server, probes = demo_probes()
-    config = dataclasses.replace(config, launch_name=name, t0=t0, probes=probes,
-                                 war_room=channel or config.war_room, broadcast=() if channel else config.broadcast)
+    launch = config.launch.model_copy(update={"name": name, "t0": t0})
+    channels = config.channels.model_copy(update={"war_room": channel, "broadcast": ()}) if channel else config.channels
+    config = config.model_copy(update={"launch": launch, "channels": channels, "probes": probes})
     url = os.environ.get("DATABASE_URL") or REHEARSAL_DB
     env = dataclasses.replace(env, database_url=url)
     transport: Transport

@@ -1,230 +1,397 @@
-"""The launch config (YAML) into one validated, frozen settings object.
+"""The launch config: one frozen settings object, whose sections are the sections of the YAML file.
 
-commands/config_models.py gives the file's shape (pydantic models); this module reads the file within
-its bounds (1 MiB, 50 YAML aliases) and turns the validated sections into the Config the commands use.
-Every error names its key path, e.g. `severities.sev1.ack_within: '5 minutes' is not a duration like 5m`.
+Each section is a pydantic model, and the validated models are what the commands read (`config.probes`,
+`config.severity("sev1").ack_within`, `config.war_room` for `channels.war_room`), so each setting is
+described once: its type, default and check. commands/config_file.py reads the file within its bounds
+and words each error with its key path.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import ValidationError
-
-from commands.config_models import (
-    MAX_ROLLBACK_STEPS,
-    SEVERITY_KEYS,
-    STANDARD_ROLES,
-    ConfigFile,
-    key_path_errors,
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
 )
+
+from commands.config_file import ConfigError, bad, key_path_errors, must, read_yaml, shown
 from commands.defaults import (
     DEFAULT_ANNOUNCEMENT,
     DEFAULT_CONTINGENCIES,
     DEFAULT_GONOGO_CRITERIA,
     DEFAULT_ROLLBACK_STEPS,
     DEFAULT_RUN_OF_SHOW,
+    DEFAULT_SEVERITIES,
     DEFAULT_YAML,
     NEXT_CHECKPOINT,
 )
-from commands.parse import offset_of
+from commands.parse import MAX_DURATION, USER_ID, offset_of, parse_duration, parse_time
 
-__all__ = [
-    "MAX_ROLLBACK_STEPS", "NEXT_CHECKPOINT", "SEVERITY_KEYS", "STANDARD_ROLES", "Config", "ConfigError", "Contingency", "Mark",
-    "Probe", "Severity", "Webhook", "load_config", "offset_of", "parse_config",
-]
-MAX_FILE_BYTES = 1024 * 1024
-MAX_ALIASES = 50  # `*name` references; a few dozen make a billion-laughs file expand to gigabytes
-MAX_DEPTH = 64  # nested mappings and lists; a config needs a handful, and PyYAML recurses per level
-
-
-class ConfigError(Exception):
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
+SEVERITY_KEYS = ("sev1", "sev2", "sev3", "sev4")
+STANDARD_ROLES = ("commander", "scribe", "eng_oncall", "devops", "cx", "exec")
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}\Z")
+HTTP_METHODS = ("POST", "PUT", "PATCH", "GET", "DELETE")
+MAX_ROLLBACK_STEPS = 48  # the checklist is a header block plus one block per step; Slack allows 50 blocks
+MAX_WEBHOOK_JSON = 64 * 1024  # characters of the webhook's body once serialised
+MAX_THRESHOLD_MS = MAX_DURATION.total_seconds() * 1000
 
 
-@dataclass(frozen=True)
-class Severity:
-    key: str
-    name: str
-    ack_within: timedelta | str | None  # a duration, NEXT_CHECKPOINT, or None (no clock)
-    escalate_to: tuple[str, ...]
-    update_every: timedelta
+# The checks of single values, each raising bad(the user's message).
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str | int | float) or isinstance(value, bool) or str(value).strip() == "":
+        raise bad(f"{shown(value)} is not a non-empty string")
+    return str(value)
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta) and timedelta(0) < value <= MAX_DURATION:  # given in code: rehearsal, tests
+        return value
+    parsed = parse_duration(value) if isinstance(value, str) else None  # None past 30 days as well
+    if parsed is None or parsed <= timedelta(0):
+        raise bad(f"{shown(value)} is not a duration like 5m")
+    return parsed
+
+
+def _known_role(value: Any, info: ValidationInfo) -> str:
+    known = info.context["roles"] if info.context else STANDARD_ROLES
+    if not isinstance(value, str) or value not in known:
+        raise bad(f"{shown(value)} is not a role under roles:")
+    return value
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise bad(f"{shown(name)} is not a time zone like America/Los_Angeles") from None
+    return name
+
+
+def _t0(value: Any, info: ValidationInfo) -> datetime:
+    parsed = value if isinstance(value, datetime) else parse_time(str(value))
+    if parsed is None:
+        raise bad(f"{shown(value)} is not an ISO time with an offset like 2025-10-16T10:00:00-07:00")
+    if parsed.tzinfo is None:  # a time without a zone is in the launch's (validated before t0)
+        parsed = parsed.replace(tzinfo=ZoneInfo(info.data.get("timezone", "UTC")))
+    return parsed
+
+
+def _threshold_ms(value: Any) -> float:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or (isinstance(value, float) and not math.isfinite(value)) or value <= 0:
+        raise bad(f"{shown(value)} is not a positive number of milliseconds")
+    if value > MAX_THRESHOLD_MS:
+        raise bad(f"{shown(value)} is more than 30 days in milliseconds")
+    return value
+
+
+def _json_body(value: Any) -> Any:
+    # Encoded piece by piece, stopping at the limit: YAML aliases can make a small file a huge body.
+    size = 0
+    try:
+        for chunk in json.JSONEncoder(allow_nan=False).iterencode(value):
+            size += len(chunk)
+            if size > MAX_WEBHOOK_JSON:
+                break
+    except RecursionError:
+        raise bad("is nested too deeply to send as JSON") from None
+    except (TypeError, ValueError) as exc:
+        raise bad(f"cannot be sent as JSON ({exc})") from None
+    if size > MAX_WEBHOOK_JSON:
+        raise bad("is over 64 KiB as JSON")
+    return value
+
+
+def _someone_votes(roles: tuple[str, ...]) -> tuple[str, ...]:
+    if not roles:
+        raise bad("needs at least one role")
+    return roles
+
+
+# The kinds of value in the file (`type(v) is int`: a bool is not a number here).
+Text = Annotated[str, PlainValidator(_text)]
+Duration = Annotated[timedelta, PlainValidator(_duration)]
+AckWithin = Annotated[timedelta | str, PlainValidator(lambda v: v if v == NEXT_CHECKPOINT else _duration(v))]
+Timezone = Annotated[Text, AfterValidator(_zone)]
+T0 = Annotated[datetime, PlainValidator(_t0)]
+Url = Annotated[Text, AfterValidator(must(lambda url: url.startswith(("http://", "https://")),
+                                           "an http(s) URL"))]
+Channel = Annotated[str, PlainValidator(must(lambda v: isinstance(v, str) and CHANNEL_ID.match(v),
+                                              "a Slack channel id like C0123ABC"))]
+User = Annotated[str, PlainValidator(must(lambda v: isinstance(v, str) and USER_ID.match(v),
+                                           "a Slack user id like U0123ABC"))]
+Role = Annotated[str, PlainValidator(_known_role)]
+Voters = Annotated[tuple[Text, ...], AfterValidator(_someone_votes)]
+Label = Annotated[Text, AfterValidator(must(lambda label: offset_of(label) is not None,
+                                             "a mark like T-24h, T0 or T+15m"))]
+Metric = Annotated[str, PlainValidator(must(lambda v: v in ("latency", "engagement"),
+                                             "latency or engagement"))]
+ThresholdMs = Annotated[float, PlainValidator(_threshold_ms)]
+Method = Annotated[Text, AfterValidator(str.upper),
+                   AfterValidator(must(lambda method: method in HTTP_METHODS, "an HTTP method"))]
+JsonBody = Annotated[Any, PlainValidator(_json_body)]
+Retries = Annotated[int, PlainValidator(must(lambda v: type(v) is int and 0 <= v <= 10,
+                                              "a whole number from 0 to 10"))]
+Approvals = Annotated[int, PlainValidator(must(lambda v: type(v) is int and v in (1, 2), "1 or 2"))]
+Limit = Annotated[int, PlainValidator(must(lambda v: type(v) is int and 1 <= v <= 10_000,
+                                            "a whole number from 1 to 10000"))]
+
+
+# The sections of the file, which are the settings themselves.
+
+class _Section(BaseModel):
+    """A mapping in the file: unknown keys are errors, and a key set to null means the default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        if data is None:
+            return {}
+        if isinstance(data, Mapping):  # keys as text, so a key path never mistakes `1:` for a list index
+            return {str(k): v for k, v in data.items() if v is not None}
+        return data
+
+
+class Launch(_Section):
+    name: Annotated[Text, AfterValidator(lambda name: name[:200])] = "launch"
+    timezone: Timezone = "UTC"  # before t0, which reads it
+    t0: T0 | None = None
+    announcement: Text = DEFAULT_ANNOUNCEMENT
+
+
+class Channels(_Section):
+    war_room: Channel = "C0WARROOM"
+    broadcast: tuple[Channel, ...] = ()
+
+
+class Severity(_Section):
+    name: Annotated[Text, AfterValidator(lambda name: name[:40])]  # the key (sev1) when nothing names it
+    ack_within: AckWithin | None = None  # a duration, next_checkpoint, or None: no ack clock
+    escalate_to: tuple[Role, ...] = ()
+    update_every: Duration = timedelta(minutes=30)
+    _key: str = PrivateAttr("")  # set by Severities: not a key of the file
+
+    @property
+    def key(self) -> str:
+        return self._key
 
     @property
     def level(self) -> int:
-        return int(self.key[3])
+        return int(self._key[3])
 
 
-@dataclass(frozen=True)
-class Probe:
-    name: str
-    url: str
-    threshold_ms: float | None = None
-    every: timedelta = timedelta(minutes=1)
-    timeout: timedelta = timedelta(seconds=5)
-    metric: str = "latency"  # "latency", or "engagement" when the probe's JSON supplies active sessions
+class Severities(_Section):
+    """The four severities, read like a mapping: `severities["sev1"]`, `.items()`, `.values()`."""
+
+    sev1: Severity
+    sev2: Severity
+    sev3: Severity
+    sev4: Severity
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        # Replaces _Section's: each severity is the built-in one with the file's keys laid over it,
+        # so `ack_within: null` there does clear the default clock.
+        if not isinstance(data, Mapping | None):
+            return data
+        merged = {str(k): v for k, v in (data or {}).items()}
+        for key in SEVERITY_KEYS:
+            given = merged.get(key)
+            if given is None or isinstance(given, Mapping):
+                laid = merged[key] = {**DEFAULT_SEVERITIES[key], **(given or {})}
+                if laid.get("name") is None:
+                    laid["name"] = key
+        return merged
+
+    @model_validator(mode="after")
+    def _key_each(self) -> Severities:
+        for key in SEVERITY_KEYS:
+            self[key]._key = key
+        return self
+
+    def __getitem__(self, key: str) -> Severity:
+        if key not in SEVERITY_KEYS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def items(self) -> list[tuple[str, Severity]]:
+        return [(key, self[key]) for key in SEVERITY_KEYS]
+
+    def values(self) -> list[Severity]:
+        return [self[key] for key in SEVERITY_KEYS]
 
 
-@dataclass(frozen=True)
-class Mark:
-    label: str
-    offset: timedelta
-    text: str
+class Heartbeat(_Section):
+    every: Duration = timedelta(minutes=30)
+    for_: Duration = Field(timedelta(hours=4), alias="for")
 
 
-@dataclass(frozen=True)
-class Webhook:
-    url: str
-    method: str = "POST"
-    json: Any = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    timeout: timedelta = timedelta(seconds=5)
-    retries: int = 2
+class Probe(_Section):
+    name: Text
+    url: Url
+    threshold_ms: ThresholdMs | None = None
+    every: Duration = timedelta(minutes=1)
+    timeout: Duration = timedelta(seconds=5)
+    metric: Metric = "latency"  # or engagement, when the probe's JSON supplies active sessions
+
+    @field_validator("name")
+    @classmethod
+    def _one_probe_per_name(cls, name: str, info: ValidationInfo) -> str:
+        # the names seen so far in this file: parse_config gives each validation a fresh set
+        seen = info.context.setdefault("probe_names", set()) if info.context is not None else set()
+        if name in seen:
+            raise bad(f"{shown(name)} is used by another probe")
+        seen.add(name)
+        return name
 
 
-@dataclass(frozen=True)
-class Contingency:
-    scenario: str
-    action: str
-    owner: str
-    notes: str = ""
+class Mark(_Section):
+    label: Label = Field(alias="at")
+    text: Text
+
+    @property
+    def offset(self) -> timedelta:
+        return offset_of(self.label) or timedelta(0)
 
 
-@dataclass(frozen=True)
-class Config:
-    launch_name: str = "launch"
-    t0: datetime | None = None
-    timezone: str = "UTC"
-    announcement: str = DEFAULT_ANNOUNCEMENT
-    war_room: str = "C0WARROOM"
-    broadcast: tuple[str, ...] = ()
-    roles: Mapping[str, str | None] = field(default_factory=dict)
-    severities: Mapping[str, Severity] = field(default_factory=dict)
-    heartbeat_every: timedelta = timedelta(minutes=30)
-    heartbeat_for: timedelta = timedelta(hours=4)
-    probes: tuple[Probe, ...] = ()
-    run_of_show: tuple[Mark, ...] = ()
+def _in_order(marks: tuple[Mark, ...]) -> tuple[Mark, ...]:
+    return tuple(sorted(marks, key=lambda mark: mark.offset))
+
+
+class Webhook(_Section):
+    url: Url
+    method: Method = "POST"
+    json_: JsonBody = Field(None, alias="json")
+    headers: dict[Annotated[str, PlainValidator(str)], Annotated[str, PlainValidator(str)]] = {}
+    timeout: Duration = timedelta(seconds=5)
+    retries: Retries = 2
+
+    @property
+    def json(self) -> Any:  # the body to send (BaseModel.json is pydantic's, hence the field's name)
+        return self.json_
+
+
+class Rollback(_Section):
     webhook: Webhook | None = None
-    rollback_steps: tuple[str, ...] = DEFAULT_ROLLBACK_STEPS
-    rollback_approvals: int = 1
-    gonogo_criteria: tuple[str, ...] = DEFAULT_GONOGO_CRITERIA
-    gonogo_roles: tuple[str, ...] = ("commander", "eng_oncall", "exec")
-    signoff_roles: tuple[str, ...] = ("commander", "eng_oncall", "cx", "exec")
-    contingencies: tuple[Contingency, ...] = ()
-    admins: tuple[str, ...] = ()  # may take the commander seat while nobody holds it; nothing else
-    per_user_per_minute: int = 20  # commands and clicks of one user
-    declarations_per_user_per_hour: int = 10
+    steps: tuple[Text, ...] = DEFAULT_ROLLBACK_STEPS
+    approvals: Approvals = 1
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _fits_one_message(cls, steps: Any) -> Any:
+        if isinstance(steps, list | tuple) and len(steps) > MAX_ROLLBACK_STEPS:
+            raise bad(f"has {len(steps)} steps; the checklist holds at most {MAX_ROLLBACK_STEPS} "
+                       "(one Slack message, 50 blocks)")
+        return steps
+
+
+class Gonogo(_Section):
+    criteria: tuple[Text, ...] = DEFAULT_GONOGO_CRITERIA
+    roles: Voters = ("commander", "eng_oncall", "exec")
+
+
+class Signoff(_Section):
+    roles: Voters = ("commander", "eng_oncall", "cx", "exec")
+
+
+class Contingency(_Section):
+    scenario: Text
+    action: Text
+    owner: Text = "commander"
+    notes: Text = ""
+
+
+class Limits(_Section):
+    per_user_per_minute: Limit = 20  # commands and clicks of one user
+    declarations_per_user_per_hour: Limit = 10
+
+
+def _setting(path: str) -> Any:
+    """The flat name the commands read a key of a section by: `channels.war_room` as config.war_room.
+
+    Read-only: model_copy(update=) ignores it; copy the section instead (bot/rehearse.py does)."""
+    section, key = path.split(".")
+    return property(lambda config: getattr(getattr(config, section), key))
+
+
+class Config(_Section):
+    """The whole file, validated: what the commands read as ctx.config."""
+
+    launch: Launch = Field(default_factory=Launch)
+    channels: Channels = Field(default_factory=Channels)
+    roles: dict[str, User | None] = {}
+    severities: Severities = Field({}, validate_default=True)  # validated: the built-in four
+    heartbeat: Heartbeat = Field(default_factory=Heartbeat)
+    probes: tuple[Probe, ...] = ()
+    run_of_show: Annotated[tuple[Mark, ...], AfterValidator(_in_order)] = tuple(
+        Mark(at=at, text=text) for at, text in DEFAULT_RUN_OF_SHOW)
+    rollback: Rollback = Field(default_factory=Rollback)
+    gonogo: Gonogo = Field(default_factory=Gonogo)
+    signoff: Signoff = Field(default_factory=Signoff)
+    contingencies: tuple[Contingency, ...] = tuple(
+        Contingency(scenario=s, action=a, owner=o, notes=n) for s, a, o, n in DEFAULT_CONTINGENCIES)
+    admins: tuple[User, ...] = ()  # may take the commander seat while nobody holds it; nothing else
+    limits: Limits = Field(default_factory=Limits)
+
+    launch_name = _setting("launch.name")
+    timezone = _setting("launch.timezone")
+    t0 = _setting("launch.t0")
+    announcement = _setting("launch.announcement")
+    war_room = _setting("channels.war_room")
+    broadcast = _setting("channels.broadcast")
+    heartbeat_every = _setting("heartbeat.every")
+    heartbeat_for = _setting("heartbeat.for_")
+    webhook = _setting("rollback.webhook")
+    rollback_steps = _setting("rollback.steps")
+    rollback_approvals = _setting("rollback.approvals")
+    gonogo_criteria = _setting("gonogo.criteria")
+    gonogo_roles = _setting("gonogo.roles")
+    signoff_roles = _setting("signoff.roles")
+    per_user_per_minute = _setting("limits.per_user_per_minute")
+    declarations_per_user_per_hour = _setting("limits.declarations_per_user_per_hour")
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.launch.timezone)
 
     def severity(self, key: str) -> Severity:
         return self.severities[key]
 
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _role_names_as_text(cls, roles: Any) -> Any:
+        return {str(k): v for k, v in roles.items()} if isinstance(roles, Mapping) else roles
 
 
 def load_config(path: str | None) -> Config:
     """The config at path (or the built-in defaults); raises ConfigError listing every problem."""
-    if path is None:
-        return parse_config(DEFAULT_YAML)
-    try:
-        with open(path, "rb") as file:
-            data = file.read(MAX_FILE_BYTES + 1)  # never more than the limit, whatever the file is
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot be read ({exc.strerror})"]) from exc
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError([f"{path}: is over 1 MiB (a config is at most 1 MiB)"])
-    try:
-        raw = yaml.load(data.decode("utf-8"), Loader=_BoundedLoader)  # a SafeLoader, counting aliases
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: is not UTF-8 text"]) from exc
-    except _OverLimit as exc:
-        raise ConfigError([f"{path}: {exc}"]) from exc
-    except (yaml.YAMLError, ValueError) as exc:  # ValueError: e.g. an integer of 5,000 digits
-        raise ConfigError([f"{path}: not valid YAML ({exc})"]) from exc
-    return parse_config(raw if raw is not None else {})
+    return parse_config(DEFAULT_YAML if path is None else read_yaml(path))
 
 
 def parse_config(raw: Any) -> Config:
+    """The validated config; raises ConfigError with every problem, each prefixed by its key path."""
+    roles = raw.get("roles") if isinstance(raw, Mapping) else None
+    known = set(STANDARD_ROLES) | ({str(r) for r in roles} if isinstance(roles, Mapping) else set())
     try:
-        file = ConfigFile.read(raw)
+        return Config.model_validate(raw, context={"roles": known, "probe_names": set()})
     except ValidationError as exc:
-        raise ConfigError(key_path_errors(exc)) from None
-    return _settings(file)
-
-
-class _OverLimit(yaml.YAMLError):
-    pass
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader that stops at the 51st alias or the 65th level while composing, before anything expands."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.aliases = 0
-        self.depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        line = self.peek_event().start_mark.line + 1
-        if self.check_event(yaml.AliasEvent):
-            self.aliases += 1
-            if self.aliases > MAX_ALIASES:
-                raise _OverLimit(f"has more than {MAX_ALIASES} YAML aliases (*name); the one at line {line} is over")
-        if self.depth >= MAX_DEPTH:
-            raise _OverLimit(f"is nested more than {MAX_DEPTH} levels deep (at line {line})")
-        self.depth += 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-
-
-def _settings(file: ConfigFile) -> Config:
-    """The validated file as the Config the commands read; the built-in defaults where it is silent."""
-    launch, rollback, webhook = file.launch, file.rollback, file.rollback.webhook
-    t0 = launch.t0
-    if t0 is not None and t0.tzinfo is None:
-        t0 = t0.replace(tzinfo=ZoneInfo(launch.timezone))
-    severities = {key: getattr(file.severities, key) for key in SEVERITY_KEYS}
-    run_of_show = (tuple(Mark(label, offset_of(label) or timedelta(0), text) for label, text in DEFAULT_RUN_OF_SHOW)
-                   if file.run_of_show is None else
-                   tuple(sorted((Mark(m.at, offset_of(m.at) or timedelta(0), m.text) for m in file.run_of_show),
-                                key=lambda mark: mark.offset)))
-    return Config(
-        launch_name=launch.name[:200],
-        t0=t0,
-        timezone=launch.timezone,
-        announcement=launch.announcement,
-        war_room=file.channels.war_room,
-        broadcast=file.channels.broadcast,
-        roles=dict(file.roles),
-        severities={key: Severity(key=key, name=(s.name or key)[:40], ack_within=s.ack_within,
-                                  escalate_to=s.escalate_to, update_every=s.update_every)
-                    for key, s in severities.items()},
-        heartbeat_every=file.heartbeat.every,
-        heartbeat_for=file.heartbeat.for_,
-        probes=tuple(Probe(name=p.name, url=p.url, threshold_ms=p.threshold_ms, every=p.every,
-                           timeout=p.timeout, metric=p.metric) for p in file.probes),
-        run_of_show=run_of_show,
-        webhook=None if webhook is None else Webhook(
-            url=webhook.url, method=webhook.method, json=webhook.json_, headers=dict(webhook.headers),
-            timeout=webhook.timeout, retries=webhook.retries),
-        rollback_steps=rollback.steps,
-        rollback_approvals=rollback.approvals,
-        gonogo_criteria=file.gonogo.criteria,
-        gonogo_roles=file.gonogo.roles,
-        signoff_roles=file.signoff.roles,
-        contingencies=(tuple(Contingency(*row) for row in DEFAULT_CONTINGENCIES) if file.contingencies is None
-                       else tuple(Contingency(c.scenario, c.action, c.owner, c.notes) for c in file.contingencies)),
-        admins=file.admins,
-        per_user_per_minute=file.limits.per_user_per_minute,
-        declarations_per_user_per_hour=file.limits.declarations_per_user_per_hour,
-    )
+        raise ConfigError(key_path_errors(exc, Config)) from None

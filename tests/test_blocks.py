@@ -3,7 +3,6 @@ posts or opens (checkpoint, polls, rollback, incidents, the declare modal) passe
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -215,7 +214,8 @@ def test_the_longest_rollback_checklist_the_config_allows_is_accepted(standin: S
 def test_a_message_slack_refuses_is_marked_failed(standin: SlackStandin, database_url: str, config: Config,
                                                   clock: ManualClock) -> None:
     # past the config's limit (as a config could be written by hand): the checklist breaks Slack's 50 blocks
-    too_long = dataclasses.replace(config, rollback_steps=tuple(f"step {i}" for i in range(60)))
+    steps = tuple(f"step {i}" for i in range(60))
+    too_long = config.model_copy(update={"rollback": config.rollback.model_copy(update={"steps": steps})})
     bot = Harness(standin, database_url, too_long, clock)
     try:
         confirm_a_rollback(bot)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -52,12 +51,10 @@ def make_config(url: str | None, *, approvals: int = 1, retries: int = 2) -> Con
            "rollback": {"approvals": approvals,
                         "steps": ["Disable production flag", "Run rollback script", "Notify operators"]}}
     if url:
-        raw["rollback"]["webhook"] = {"url": url, "method": "POST", "json": {"enabled": False}, "retries": retries}
-    config = parse_config(raw)
-    if config.webhook is not None:  # tiny timeouts: the config grammar's smallest is 1s
-        config = dataclasses.replace(config, webhook=dataclasses.replace(config.webhook,
-                                                                          timeout=timedelta(milliseconds=300)))
-    return config
+        # a tiny timeout, below the YAML grammar's smallest (1s): a timedelta is taken as it is
+        raw["rollback"]["webhook"] = {"url": url, "method": "POST", "json": {"enabled": False}, "retries": retries,
+                                      "timeout": timedelta(milliseconds=300)}
+    return parse_config(raw)
 
 
 @pytest.fixture
