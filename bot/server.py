@@ -17,9 +17,12 @@ log = logging.getLogger("warroom.server")
 
 
 # waitress as `serve` runs it (bench/ack.py serves its bare Bolt app with the same settings)
-# at most 100 connections at once; a body over 1 MiB is refused before waitress buffers it (its default: 1 GiB)
-SERVER_SETTINGS: dict[str, Any] = {"threads": 16, "connection_limit": 100, "channel_timeout": 30, "ident": "warroom",
-                                   "max_request_body_size": MAX_BODY}
+MAX_CONNECTIONS = 100
+# at most 100 connections at once (waitress counts its own listening socket and wake-up pipe too), idle
+# ones closed after 10 s so they do not keep others waiting; a body over 1 MiB is refused before waitress
+# buffers it (its default: 1 GiB)
+SERVER_SETTINGS: dict[str, Any] = {"threads": 16, "connection_limit": MAX_CONNECTIONS + 2, "channel_timeout": 10,
+                                   "ident": "warroom", "max_request_body_size": MAX_BODY}
 
 
 def make_server(app: Any, port: int, host: str = "0.0.0.0") -> Any:

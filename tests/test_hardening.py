@@ -69,3 +69,16 @@ def test_ids_with_a_trailing_newline_are_not_ids(bot: Harness) -> None:
 def test_an_error_quoting_a_link_shows_it_as_text(bot: Harness) -> None:
     out = bot.slash("/gonogo", "a`<https://evil.example|click>`b").json()["text"]
     assert "<https://" not in out and "&lt;https://evil.example|click&gt;" in out
+
+
+def test_a_hundred_connections_at_once_are_all_served(bot: Harness) -> None:
+    host, port = bot.url.removeprefix("http://").split(":")
+    conns = [socket.create_connection((host, int(port)), timeout=10) for _ in range(100)]
+    try:
+        for conn in conns:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answers = [conn.recv(64) for conn in conns]
+    finally:
+        for conn in conns:
+            conn.close()
+    assert all(answer.startswith(b"HTTP/1.1 200") for answer in answers)
