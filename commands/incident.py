@@ -6,16 +6,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import select
 
-from commands.authority import locked_launch
 from commands.clocks import arm_incident_clocks, cancel_incident_clocks, severity_changed
 from commands.context import Context, Result, post, record, role_holder
 from commands.errors import CommandError, Refused
 from commands.parse import parse_incident_id, parse_severity, parse_user
 from commands.registry import action, slash, view
 from commands.render import render, reply
-from db.models import Incident
+from db.models import Incident, Launch
 
 USAGE = reply("incident.usage")
 DECLARE_USAGE = reply("incident.usage_declare")
@@ -91,11 +91,11 @@ def declare(ctx: Context, decl: Declaration) -> Incident:
 
 
 def next_incident_number(ctx: Context) -> int:
-    """The launch's next INC number, counted in the launch row, locked: replicas declaring at once
-    take turns (the unique constraint on the number stays the last word)."""
-    launch = locked_launch(ctx)
-    launch.incident_seq += 1
-    return launch.incident_seq
+    """The launch's next INC number, counted in the launch row by one UPDATE: replicas declaring at once
+    take turns on the row (the unique constraint on the number stays the last word)."""
+    return int(ctx.session.execute(
+        update(Launch).where(Launch.id == ctx.launch.id)  # type: ignore[arg-type]
+        .values(incident_seq=Launch.incident_seq + 1).returning(Launch.incident_seq)).scalar_one())
 
 
 def incident_values(ctx: Context, incident: Incident) -> dict[str, Any]:

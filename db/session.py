@@ -51,7 +51,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("connect_args", {"connect_timeout": 5})
     # a connection the server dropped fails its statement; SQLAlchemy discards the pool's old connections
     # and Dispatcher.run retries the command on a fresh one
-    return create_engine(url, pool_size=10, max_overflow=20, **kwargs)
+    engine = create_engine(url, pool_size=10, max_overflow=20, **kwargs)
+    _TURNS[engine] = Turns()
+    return engine
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -73,7 +75,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
-    """One unit of work: committed when the block ends, rolled back if it raises. SQLite writers of
+    """One unit of work: committed when the block ends, rolled back if it raises. The writers of
     this process take turns (db/turns.py)."""
     with _TURNS.get(engine) or nullcontext(), Session(engine, expire_on_commit=False) as session:
         try:

@@ -1,9 +1,11 @@
-"""SQLite writers of one process take turns in the order they came (opt-in: db/session.py, SQLite only).
+"""The writers of one process take turns in the order they came (db/session.py `transaction()`).
 
 SQLite has one writer at a time. Its busy handler makes the others sleep in growing steps and retry,
 so a writer that writes again at once (the scheduler running timer after timer) keeps winning, and a
 command that came meanwhile waits for the whole pass (docs/performance.md; tests/test_timer_pass.py).
-Here the writer that finishes hands the turn to the one that has waited longest. Re-entrant: a thread that is writing may open another transaction.
+Here the writer that finishes hands the turn to the one that has waited longest. On PostgreSQL the same
+turns keep the process's threads from queueing on the launch row's lock while the GIL holds its holder
+(docs/performance.md); replicas, other processes, still write side by side. Re-entrant: a thread that is writing may open another transaction.
 """
 
 from __future__ import annotations
