@@ -6,7 +6,7 @@ posts to the Slack stand-in with Slack's pace enforced (a second post to a chann
 a 51st chat.update within a minute, is answered 429). Printed: when every notification was visible
 and when every message showed its final state (from the first declaration), the number of posts
 and chat.update calls, then the wait of a sev1 declared behind the storm's backlog and of a rollback
-confirmation behind that (from each one's ack), and the wait of a notification whose first five tries
+confirmation behind that, both sent once the storm's notifications are visible (from each one's ack), and the wait of a notification whose first five tries
 get 3×429 then 2×500 (from its ack). Every run is checked: every update's text once in its
 incident's thread, every incident message in its final state, nothing pending, nothing twice.
 
@@ -175,13 +175,17 @@ def run_behind(url: str, workdir: Path, kind: str) -> None:
     run = Run(url, workdir, f"{kind}-behind")
     try:
         storm(run)
+        # once the storm's notifications are out, its routine backlog (replies, updates) is still queued
+        for n in range(1, INCIDENTS + 1):
+            run.landed(lambda a, n=n: str(a.get("text")).startswith("INCIDENT") and f"(INC-{n})" in str(a.get("text")))
+        backlog = run.pending()
         sev1_acked = run.slash("sev1 behind the backlog")
         rollback_acked = run.slash("behind the backlog", command="/rollback")
         sev1 = run.landed(lambda a: "behind the backlog" in str(a.get("text")) and "INCIDENT" in str(a.get("text")))
         rollback = run.landed(lambda a: "Rollback requested" in str(a.get("text")))
         run.wait_drained()
         check_storm(run, 0.0)
-        print(f"| {kind} · sev1 declared behind the backlog, then /rollback | sev1 visible {sev1 - sev1_acked:.1f} s "
+        print(f"| {kind} · sev1 declared behind a backlog of {backlog} messages, then /rollback | sev1 visible {sev1 - sev1_acked:.1f} s "
               f"after its ack | rollback confirmation {rollback - rollback_acked:.1f} s after its ack | | | | checked |",
               flush=True)
     finally:
