@@ -26,12 +26,11 @@ from typing import Any, Protocol
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.clock import Clock
-from bot.outbox_order import COLUMNS, UPDATES, Queued, Turn, join_replies, may_carry, next_free, plan, riders
-from db.models import ChannelPace, MessageRef, OutboxMessage, Timer
+from bot.outbox_order import UPDATES, Claim, claim_turns, end_turn, join_replies
+from db.models import MessageRef, OutboxMessage, Timer
 from db.session import reading, transaction
 
 log = logging.getLogger("warroom.outbox")
@@ -85,15 +84,6 @@ class Transport(Protocol):
         Raises LookupFailed when Slack could not be asked; the row is then retried later.
         """
         ...
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A row this outbox may send now: whether an earlier attempt may have landed, and whose turn it took."""
-
-    id: int
-    maybe_sent: bool
-    key: str
 
 
 class Outbox:
@@ -190,91 +180,9 @@ class Outbox:
             self._wake.set()
 
     def _claim(self, now: Any, room: int) -> list[Claim]:
-        """Plan from every pending row's routing columns and the paces, then take the first `room` turns."""
-        with reading(self.engine) as session:
-            rows = [Queued(*r) for r in session.exec(select(*COLUMNS).where(OutboxMessage.status == "pending"))]
-            paces = {p.channel: p.not_before for p in session.exec(select(ChannelPace)).all()}
         wall = self.wall()
-        self._next_paced_s = next_free(rows, paces, wall)
-        turns = plan(rows, paces, now, wall)[:room]
-        if not turns:
-            return []
-        claimed = []
-        with transaction(self.engine) as session:
-            for turn in sorted(turns, key=lambda t: t.key):  # pace rows locked in one order by every replica
-                claim = self._take(session, turn, wall)
-                if claim is not None:
-                    claimed.append(claim)
+        claimed, self._next_paced_s = claim_turns(self.engine, now, wall, room, self.worker_id, self.claim_for)
         return claimed
-
-    def _take(self, session: Session, turn: Turn, wall: datetime) -> Claim | None:
-        """Claim the turn's pace key, then its row; then what goes with it (riders) or gives way (superseded)."""
-        if not self._take_turn(session, turn.key, wall):
-            return None
-        row = turn.row
-        # A claimed post counts as maybe-sent until Slack answers: if this process dies mid-send,
-        # whoever claims the row next looks for it by its metadata before posting again.
-        # `uncertain == seen` makes the claim fail if another attempt finished since we looked.
-        won = session.exec(  # type: ignore[call-overload]
-            update(OutboxMessage).where(
-                OutboxMessage.id == row.id, OutboxMessage.status == "pending",
-                OutboxMessage.uncertain == row.uncertain,  # type: ignore[arg-type]
-                (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until <= wall),  # type: ignore[union-attr]
-            ).values(claimed_until=wall + self.claim_for, claimed_by=self.worker_id,
-                     uncertain=row.uncertain or row.method == "chat.postMessage")
-        ).rowcount
-        if won != 1:
-            self._end_turn(session, turn.key, wall)
-            return None
-        if turn.supersedes:
-            session.exec(update(OutboxMessage).where(  # type: ignore[call-overload]
-                OutboxMessage.id.in_(turn.supersedes), OutboxMessage.status == "pending",  # type: ignore[union-attr]
-                (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until <= wall),  # type: ignore[union-attr]
-            ).values(status="superseded", merged_into=row.id))
-        elif turn.backed_up and row.thread_ref is not None and not row.uncertain:  # (a post in doubt is resent as it was)
-            self._take_riders(session, row.id, wall)
-        return Claim(row.id, row.uncertain, turn.key)
-
-    def _take_turn(self, session: Session, key: str, wall: datetime) -> bool:
-        """The key's turn (a channel, or the workspace's updates) when its pace allows one now. Its row says
-        the claim's end while the send is in flight, so no other replica sends on that key meanwhile."""
-        hold = wall + self.claim_for
-        won = session.exec(update(ChannelPace).where(  # type: ignore[call-overload]
-            ChannelPace.channel == key, ChannelPace.not_before <= wall).values(not_before=hold)).rowcount  # type: ignore[arg-type]
-        if won == 1:
-            return True
-        if session.exec(select(ChannelPace.channel).where(ChannelPace.channel == key)).first() is not None:
-            return False
-        try:  # the key's first send ever; a replica adding the same row at once wins instead
-            with session.begin_nested():
-                session.add(ChannelPace(channel=key, not_before=hold))
-            return True
-        except IntegrityError:
-            return False
-
-    @staticmethod
-    def _end_turn(session: Session, key: str, not_before: datetime) -> None:
-        session.exec(update(ChannelPace).where(ChannelPace.channel == key)  # type: ignore[call-overload]
-                     .values(not_before=not_before))
-
-    def _take_riders(self, session: Session, carrier_id: int, wall: datetime) -> None:
-        """The channel is backed up: the replies queued behind this one in its thread go in its post."""
-        carrier = session.get(OutboxMessage, carrier_id)
-        assert carrier is not None
-        if not may_carry(carrier):
-            return
-        riding = session.exec(select(OutboxMessage).where(
-            OutboxMessage.merged_into == carrier_id, OutboxMessage.status == "pending").order_by(OutboxMessage.id)).all()  # type: ignore[arg-type]
-        last = max([carrier_id, *(r.id for r in riding if r.id is not None)])
-        after = session.exec(select(OutboxMessage).where(
-            OutboxMessage.status == "pending", OutboxMessage.channel == carrier.channel,
-            OutboxMessage.thread_ref == carrier.thread_ref, OutboxMessage.id > last,  # type: ignore[operator]
-            OutboxMessage.method == "chat.postMessage").order_by(OutboxMessage.id)).all()  # type: ignore[arg-type]
-        more = [r.id for r in riders(carrier, riding, [r for r in after if not _in_flight(r, wall)])]
-        if more:
-            session.exec(update(OutboxMessage).where(  # type: ignore[call-overload]
-                OutboxMessage.id.in_(more), OutboxMessage.status == "pending",  # type: ignore[union-attr]
-                OutboxMessage.merged_into.is_(None)).values(merged_into=carrier_id))  # type: ignore[union-attr]
 
     def _deliver(self, claim: Claim) -> None:
         started = time.monotonic()
@@ -321,7 +229,7 @@ class Outbox:
             row = session.exec(select(OutboxMessage).where(OutboxMessage.id == message.id).with_for_update(key_share=True)).one()
             riding = list(session.exec(select(OutboxMessage).where(
                 OutboxMessage.merged_into == message.id, OutboxMessage.status == "pending")))
-            self._end_turn(session, claim.key, self.wall() + timedelta(seconds=pace))
+            end_turn(session, claim.key, self.wall() + timedelta(seconds=pace))
             row.attempts += 1
             row.claimed_until = None
             if outcome.ok:
@@ -403,10 +311,6 @@ def _ref_ts(session: Session, ref: str | None) -> str | None:
         return None
     row = session.get(MessageRef, ref)
     return row.ts if row else None
-
-
-def _in_flight(row: OutboxMessage, wall: datetime) -> bool:
-    return row.claimed_until is not None and row.claimed_until > wall
 
 
 def _backoff(failures: int) -> float:

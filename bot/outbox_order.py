@@ -12,6 +12,9 @@ A pass reads the routing columns of every pending row (no payloads) and the pace
   is in flight; the older ones are superseded. Urgent messages first, then the longest waiting.
 - While a channel is backed up (more than one post waiting), a routine reply takes the replies queued
   behind it in its thread along in one post (`join_replies`), as long as Slack's limits allow.
+
+Then it claims the turns: each one's pace key (its ChannelPace row, held while the send is in flight,
+so replicas take turns) and its row, in one transaction.
 """
 
 from __future__ import annotations
@@ -19,10 +22,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from db.models import OutboxMessage
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from db.models import ChannelPace, OutboxMessage
+from db.session import reading, transaction
 
 UPDATES = "chat.update"  # the pace key of the workspace's updates (ChannelPace row); no channel id has a dot
 # Slack truncates a message's text at 40,000 characters and advises 4,000: replies sent together stay
@@ -137,7 +146,7 @@ def _waits(r: Queued, now: datetime) -> bool:
     return r.next_attempt_at is not None and r.next_attempt_at > now
 
 
-def _in_flight(r: Queued, wall: datetime) -> bool:
+def _in_flight(r: Queued | OutboxMessage, wall: datetime) -> bool:
     return r.claimed_until is not None and r.claimed_until > wall
 
 
@@ -175,3 +184,101 @@ def riders(carrier: OutboxMessage, riding: Sequence[OutboxMessage], after: Seque
 def join_replies(carrier: OutboxMessage, merged: Sequence[OutboxMessage]) -> dict[str, Any]:
     """The payload of a post that carries several replies: every text, in order."""
     return {**carrier.payload, "text": REPLY_SEPARATOR.join([carrier.payload["text"], *(m.payload["text"] for m in merged)])}
+
+
+# -- taking turns -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Claim:
+    """A row an outbox may send now: whether an earlier attempt may have landed, and whose turn it took."""
+
+    id: int
+    maybe_sent: bool
+    key: str
+
+
+def claim_turns(engine: Engine, now: datetime, wall: datetime, room: int, worker: str,
+                claim_for: timedelta) -> tuple[list[Claim], float | None]:
+    """Plan from every pending row's routing columns and the paces, then claim the first `room` turns.
+    Also: seconds until the soonest paced key with rows waiting may send again."""
+    with reading(engine) as session:
+        rows = [Queued(*r) for r in session.exec(select(*COLUMNS).where(OutboxMessage.status == "pending"))]
+        paces = {p.channel: p.not_before for p in session.exec(select(ChannelPace)).all()}
+    turns = plan(rows, paces, now, wall)[:room]
+    claimed = []
+    if turns:
+        with transaction(engine) as session:
+            for turn in sorted(turns, key=lambda t: t.key):  # pace rows locked in one order by every replica
+                claim = _take(session, turn, wall, worker, claim_for)
+                if claim is not None:
+                    claimed.append(claim)
+    return claimed, next_free(rows, paces, wall)
+
+
+def _take(session: Session, turn: Turn, wall: datetime, worker: str, claim_for: timedelta) -> Claim | None:
+    """Claim the turn's pace key, then its row; then what goes along with it, or gives way to it."""
+    if not take_turn(session, turn.key, wall, wall + claim_for):
+        return None
+    row = turn.row
+    # A claimed post counts as maybe-sent until Slack answers: if this process dies mid-send,
+    # whoever claims the row next looks for it by its metadata before posting again.
+    # `uncertain == seen` makes the claim fail if another attempt finished since we looked.
+    won = session.exec(update(OutboxMessage).where(  # type: ignore[call-overload]
+        OutboxMessage.id == row.id, OutboxMessage.status == "pending",
+        OutboxMessage.uncertain == row.uncertain,  # type: ignore[arg-type]
+        (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until <= wall),  # type: ignore[union-attr]
+    ).values(claimed_until=wall + claim_for, claimed_by=worker,
+             uncertain=row.uncertain or row.method == "chat.postMessage")).rowcount
+    if won != 1:
+        end_turn(session, turn.key, wall)
+        return None
+    if turn.supersedes:
+        session.exec(update(OutboxMessage).where(  # type: ignore[call-overload]
+            OutboxMessage.id.in_(turn.supersedes), OutboxMessage.status == "pending",  # type: ignore[union-attr]
+            (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until <= wall),  # type: ignore[union-attr]
+        ).values(status="superseded", merged_into=row.id))
+    elif turn.backed_up and row.thread_ref is not None and not row.uncertain:  # a post in doubt is resent as it was
+        _take_riders(session, row.id, wall)
+    return Claim(row.id, row.uncertain, turn.key)
+
+
+def take_turn(session: Session, key: str, wall: datetime, hold: datetime) -> bool:
+    """The key's turn (a channel, or the workspace's updates) when its pace allows one now. Its row says
+    `hold` (the claim's end) while the send is in flight, so no other replica sends on that key meanwhile."""
+    won = session.exec(update(ChannelPace).where(  # type: ignore[call-overload]
+        ChannelPace.channel == key, ChannelPace.not_before <= wall).values(not_before=hold)).rowcount  # type: ignore[arg-type]
+    if won == 1:
+        return True
+    if session.exec(select(ChannelPace.channel).where(ChannelPace.channel == key)).first() is not None:
+        return False
+    try:  # the key's first send ever; a replica adding the same row at once wins instead
+        with session.begin_nested():
+            session.add(ChannelPace(channel=key, not_before=hold))
+        return True
+    except IntegrityError:
+        return False
+
+
+def end_turn(session: Session, key: str, not_before: datetime) -> None:
+    """The key's send is over: its next turn may come at `not_before`."""
+    session.exec(update(ChannelPace).where(ChannelPace.channel == key).values(not_before=not_before))  # type: ignore[call-overload]
+
+
+def _take_riders(session: Session, carrier_id: int, wall: datetime) -> None:
+    """The channel is backed up: the replies queued behind this one in its thread go in its post."""
+    carrier = session.get(OutboxMessage, carrier_id)
+    assert carrier is not None
+    if not may_carry(carrier):
+        return
+    riding = session.exec(select(OutboxMessage).where(
+        OutboxMessage.merged_into == carrier_id, OutboxMessage.status == "pending").order_by(OutboxMessage.id)).all()  # type: ignore[arg-type]
+    last = max([carrier_id, *(r.id for r in riding if r.id is not None)])
+    after = session.exec(select(OutboxMessage).where(
+        OutboxMessage.status == "pending", OutboxMessage.channel == carrier.channel,
+        OutboxMessage.thread_ref == carrier.thread_ref, OutboxMessage.id > last,  # type: ignore[operator]
+        OutboxMessage.method == "chat.postMessage").order_by(OutboxMessage.id)).all()  # type: ignore[arg-type]
+    more = [r.id for r in riders(carrier, riding, [r for r in after if not _in_flight(r, wall)])]  # type: ignore[arg-type]
+    if more:
+        session.exec(update(OutboxMessage).where(  # type: ignore[call-overload]
+            OutboxMessage.id.in_(more), OutboxMessage.status == "pending",  # type: ignore[union-attr]
+            OutboxMessage.merged_into.is_(None)).values(merged_into=carrier_id))  # type: ignore[union-attr]

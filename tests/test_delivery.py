@@ -8,17 +8,22 @@ The launch's clock moves with it (Retry-After and backoffs count on it).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
 from bot.clock import ManualClock
+from bot.config import Env
 from bot.outbox import Outbox
 from bot.outbox_order import MERGED_TEXT_LIMIT
+from bot.runtime import build_runtime
+from bot.terminal import Console, ShellTransport
 from bot.transport import SlackTransport, make_client
 from commands.config import Config
 from db.models import MessageRef, Rollback
@@ -309,3 +314,28 @@ def test_two_replicas_share_both_paces(paced: Paced, database_url: str) -> None:
     assert len(times) == 4 and all(b - a >= 1.2 - 1e-9 for a, b in zip(times, times[1:], strict=False)), times
     assert len({r.claimed_by for r in bot.outbox() if r.status == "sent"}) == 2  # both replicas sent
     assert_exactly_once(bot)
+
+
+# -- the shell -----------------------------------------------------------------------------
+
+def test_the_shell_shows_the_same_merged_and_coalesced_output(tmp_path: Path, config: Config, clock: ManualClock) -> None:
+    out = io.StringIO()
+    env = Env(bot_token=None, signing_secret=None, app_token=None, api_url="http://127.0.0.1:9/api/",
+              database_url=f"sqlite:///{tmp_path / 'shell.db'}", config_path=None, port=0, log_level="INFO")
+    runtime = build_runtime(env, ShellTransport(config, Console(out)), config=config, clock=clock,
+                            outbox_pace_s=0.0, outbox_workers=1)
+    try:
+        runtime.dispatcher.slash("/incident", "sev2 search slow", "U0COMMANDER", WAR_ROOM)
+        runtime.settle()
+        printed = len(out.getvalue())
+        for text in ("update INC-1 index rebuilt", "ack INC-1", "update INC-1 watching it"):  # queued together
+            runtime.dispatcher.slash("/incident", text, "U0ENG", WAR_ROOM)
+        runtime.settle()
+    finally:
+        runtime.stop()
+    shown = out.getvalue()[printed:]
+    assert shown.count("↳ bot:") == 1 and shown.count("bot (updated):") == 1, shown  # one reply, one update
+    said = [shown.index(s) for s in ("index rebuilt", "INC-1 acknowledged by @U0ENG", "watching it")]
+    assert said == sorted(said)
+    updated = shown[shown.index("bot (updated):"):]
+    assert "[Acknowledge]" not in updated  # the newest state: acknowledged
