@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -58,6 +58,11 @@ class LookupFailed(Exception):
     """Slack could not say whether an earlier attempt landed: do not send again yet."""
 
 
+class LookupImpossible(LookupFailed):
+    """Slack will never say: the bot cannot read the channel (one it posts to with chat:write.public
+    without being a member, or a private one it was not invited to)."""
+
+
 def wall_clock() -> datetime:
     """Claims are between processes, so they run on real time whatever clock the launch runs on."""
     return datetime.now(UTC)
@@ -73,6 +78,7 @@ class Outcome:
     permanent: str | None = None  # Slack's error code: do not retry
     transient: str | None = None  # 5xx, connection error: back off and retry
     uncertain: bool = False  # the request may have landed: look before resending
+    unconfirmed: str | None = None  # it may have landed and Slack will not say (LookupImpossible): stop
 
 
 class Transport(Protocol):
@@ -82,6 +88,7 @@ class Transport(Protocol):
         """The ts of a message this row already posted, if Slack has one (by its metadata).
 
         Raises LookupFailed when Slack could not be asked; the row is then retried later.
+        Raises LookupImpossible when it never can be (the bot cannot read the channel).
         """
         ...
 
@@ -110,10 +117,13 @@ class Outbox:
         self._slack_was_down = threading.Event()  # a 5xx/timeout since the last success
         self.on_armed: Callable[[], None] = lambda: None  # a posted ping armed its timer (wakes the scheduler)
         self._next_paced_s: float | None = None
+        self.cannot_join: dict[str, str] = {}  # channel -> why the bot could not join it (join_channels)
 
     # -- running ---------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="outbox-loop", daemon=True)
+    def start(self, *, join: Sequence[str] = (), war_room: str | None = None) -> None:
+        """Run the loop; it first joins the channels in `join` (Slack is not waited for at start-up)."""
+        self._thread = threading.Thread(target=self._loop, args=(tuple(join), war_room), name="outbox-loop",
+                                        daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -126,7 +136,24 @@ class Outbox:
     def wake(self) -> None:
         self._wake.set()
 
-    def _loop(self) -> None:
+    def join_channels(self, channels: Sequence[str], war_room: str | None) -> dict[str, str]:
+        """Join the public channels the bot posts to, so that it can look a post up there after a lost
+        answer; the war room hears of each one it cannot join (a private one must invite the bot)."""
+        join = getattr(self.transport, "join", None)  # a terminal's transport has no channels to join
+        self.cannot_join = {c: e for c in dict.fromkeys(channels) if join and (e := join(c))}
+        if self.cannot_join and war_room:
+            from commands.messages import report_cannot_join
+
+            try:
+                with transaction(self.engine) as session:
+                    report_cannot_join(session, war_room, self.cannot_join, self.clock.now())
+            except Exception:
+                log.exception("could not report the channels the bot cannot join")
+        return self.cannot_join
+
+    def _loop(self, join: tuple[str, ...] = (), war_room: str | None = None) -> None:
+        if join:
+            self.join_channels(join, war_room)
         while not self._stop.is_set():
             started = time.monotonic()
             try:
@@ -196,9 +223,15 @@ class Outbox:
         if message.update_ref and update_ts is None:
             self._finish(claim, message, Outcome(ok=False, permanent="message_not_found"))
             return
+        blind = None  # why this attempt goes without knowing whether an earlier one landed
         if claim.maybe_sent:
             try:
                 found = self.transport.find_sent(message, thread_ts)
+            except LookupImpossible as exc:
+                if not message.urgent:  # a routine message twice is the greater harm: stop, and say so
+                    self._finish(claim, message, Outcome(ok=False, unconfirmed=str(exc)))
+                    return
+                found, blind = None, str(exc)  # urgent: a duplicate is the lesser harm than none
             except LookupFailed as exc:
                 self._finish(claim, message, Outcome(ok=False, transient=f"lookup failed: {exc}"[:200], uncertain=True))
                 return
@@ -216,14 +249,19 @@ class Outbox:
         except Exception as exc:  # a bug in a transport must not kill delivery
             log.exception("transport raised")
             outcome = Outcome(ok=False, transient=type(exc).__name__, uncertain=True)
-        self._finish(claim, message, outcome, sent=True)
+        if blind and not outcome.ok and outcome.uncertain:  # sent again once only: a second doubt stops it
+            outcome = Outcome(ok=False, unconfirmed=blind)
+        self._finish(claim, message, outcome, sent=True, blind=blind)
 
-    def _finish(self, claim: Claim, message: OutboxMessage, outcome: Outcome, *, sent: bool = False) -> None:
+    def _finish(self, claim: Claim, message: OutboxMessage, outcome: Outcome, *, sent: bool = False,
+                blind: str | None = None) -> None:
         """Store what the attempt came to. `sent`: a request went out, so the key's next turn comes its pace
-        after Slack's answer (not after our request: a slow request cannot squeeze the gap); else at once."""
+        after Slack's answer (not after our request: a slow request cannot squeeze the gap); else at once.
+        `blind`: it went without the lookup an earlier attempt called for (LookupImpossible's reason)."""
         now = self.clock.now()
         failed: list[OutboxMessage] = []
         armed = False
+        unconfirmed = blind if outcome.ok else outcome.unconfirmed  # what the war room hears about, if any
         pace = (self.update_pace_s if claim.key == UPDATES else self.pace_s) if sent else 0.0
         with transaction(self.engine) as session:
             row = session.exec(select(OutboxMessage).where(OutboxMessage.id == message.id).with_for_update(key_share=True)).one()
@@ -242,6 +280,11 @@ class Outbox:
                     rider.status, rider.ts, rider.sent_at = "merged", outcome.ts, now
                 if row.ref and outcome.ts:
                     session.merge(MessageRef(ref=row.ref, channel=row.channel, ts=outcome.ts))
+                armed = self._arm_timer(session, row.arms_timer_id, now)
+            elif outcome.unconfirmed:  # may have landed, may not: kept, never sent again
+                row.status, row.error = "unconfirmed", f"unconfirmed: {outcome.unconfirmed}"
+                for rider in riding:
+                    rider.status, rider.error = "unconfirmed", row.error
                 armed = self._arm_timer(session, row.arms_timer_id, now)
             elif outcome.permanent:
                 row.status, row.error = "failed", outcome.permanent
@@ -263,7 +306,8 @@ class Outbox:
                 row.next_attempt_at = now + timedelta(seconds=wait)
                 row.error = outcome.transient or "rate_limited"
                 # earlier attempts were looked for before this one, so only this attempt's doubt remains
-                row.uncertain = outcome.uncertain
+                # (unless there was no looking: then theirs does too)
+                row.uncertain = outcome.uncertain or blind is not None
             session.add_all([row, *riding])
         log.info("outbox attempt", extra={"outbox_id": message.id, "channel": message.channel, "ok": outcome.ok,
                                           "error": row.error, "attempts": row.attempts, "carried": len(riding)})
@@ -271,6 +315,8 @@ class Outbox:
             self.on_armed()
         for each in failed:
             self.on_failure(each)
+        if unconfirmed:
+            self._report_unconfirmed(row, resent=blind is not None, why=unconfirmed)
 
     @staticmethod
     def _resume_backed_off(session: Session, now: Any) -> int:
@@ -295,6 +341,15 @@ class Outbox:
             session.add(timer)
             return True
         return False
+
+    def _report_unconfirmed(self, message: OutboxMessage, *, resent: bool, why: str) -> None:
+        from commands.messages import report_unconfirmed
+
+        try:
+            with transaction(self.engine) as session:
+                report_unconfirmed(session, message, self.clock.now(), resent=resent, why=why)
+        except Exception:
+            log.exception("could not report an unconfirmed message")
 
     def _report_failure(self, message: OutboxMessage) -> None:
         from commands.messages import report_undeliverable

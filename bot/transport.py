@@ -10,11 +10,14 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
-from bot.outbox import AUTH_ERRORS, METADATA_EVENT, PERMANENT_ERRORS, LookupFailed, Outcome
+from bot.outbox import AUTH_ERRORS, METADATA_EVENT, PERMANENT_ERRORS, LookupFailed, LookupImpossible, Outcome
 from db.models import OutboxMessage
 
 log = logging.getLogger("warroom.transport")
 LOOKUP_PAGES = 10  # 2,000 messages back: far more than one channel gets while a send is in doubt
+# a lookup answered so will be answered so again: the bot cannot read the channel
+LOOKUP_IMPOSSIBLE = frozenset({"not_in_channel", "channel_not_found", "missing_scope",
+                               "method_not_supported_for_channel_type"})
 
 
 def make_client(token: str | None, api_url: str, *, timeout: float = 10, sdk_retries: bool = True) -> WebClient:
@@ -99,8 +102,8 @@ class SlackTransport:
                     response = self.client.conversations_history(channel=message.channel, cursor=cursor,
                                                                 include_all_metadata=True, limit=200)
             except SlackApiError as exc:
-                raise LookupFailed(str((exc.response.data or {}).get("error") if isinstance(exc.response.data, dict)
-                                       else exc.response.status_code)) from None
+                error = _error(exc)
+                raise (LookupImpossible if error in LOOKUP_IMPOSSIBLE else LookupFailed)(error) from None
             except (TimeoutError, URLError, OSError) as exc:
                 raise LookupFailed(type(exc).__name__) from None
             for item in response.get("messages") or []:
@@ -119,10 +122,29 @@ class SlackTransport:
         return None
 
 
+    def join(self, channel: str) -> str | None:
+        """Join a public channel the bot posts to (channels:join), so that it can read its own posts there
+        (the lookup after a lost answer). None when it is in, or Slack is only unreachable now; else
+        Slack's reason (`method_not_supported_for_channel_type`, `channel_not_found`: a private channel,
+        whose members must invite the bot; `missing_scope`: the app lacks channels:join)."""
+        try:
+            self.client.conversations_join(channel=channel)
+            return None
+        except SlackApiError as exc:
+            error = _error(exc)
+            return None if exc.response.status_code >= 500 or error == "ratelimited" else error
+        except (TimeoutError, URLError, OSError):
+            return None
+
+
+def _error(exc: SlackApiError) -> str:
+    data = exc.response.data if isinstance(exc.response.data, dict) else {}
+    return str(data.get("error") or f"http_{exc.response.status_code}")
+
+
 def classify(exc: SlackApiError) -> Outcome:
     status = exc.response.status_code
-    data = exc.response.data if isinstance(exc.response.data, dict) else {}
-    error = str(data.get("error") or f"http_{status}")
+    error = _error(exc)
     if status == 429:
         retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after") or "1"
         if isinstance(retry_after, list):
