@@ -455,3 +455,6 @@ def test_at_start_up_the_bot_joins_its_channels_and_reports_those_it_cannot(bot:
     settle(bot)
     [report] = [p["text"] for p in bot.posts(WAR_ROOM) if "could not join" in p["text"]]
     assert "C0PRIVATE" in report and "invite the bot" in report and "C0OPERATORS" not in report
+    health = bot.http.get("/healthz")
+    assert health.status_code == 200
+    assert health.json()["outbox"]["must_be_invited_to"] == {"C0PRIVATE": "method_not_supported_for_channel_type"}
