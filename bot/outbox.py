@@ -85,7 +85,8 @@ class Transport(Protocol):
     def send(self, message: OutboxMessage, thread_ts: str | None, update_ts: str | None) -> Outcome: ...
 
     def find_sent(self, message: OutboxMessage, thread_ts: str | None) -> str | None:
-        """The ts of a message this row already posted, if Slack has one (by its metadata).
+        """The ts of a message this row already posted, if Slack has one (by its metadata); for a file, its id
+        if an earlier attempt shared it (the id the lost answer's outcome kept in `ts`).
 
         Raises LookupFailed when Slack could not be asked; the row is then retried later.
         Raises LookupImpossible when it never can be (the bot cannot read the channel).
@@ -305,6 +306,7 @@ class Outbox:
                     self._slack_was_down.set()
                 row.next_attempt_at = now + timedelta(seconds=wait)
                 row.error = outcome.transient or "rate_limited"
+                row.ts = outcome.ts or row.ts  # an upload whose answer was lost: its file's id, to look it up
                 # earlier attempts were looked for before this one, so only this attempt's doubt remains
                 # (unless there was no looking: then theirs does too)
                 row.uncertain = outcome.uncertain or blind is not None

@@ -57,6 +57,7 @@ class SlackStandin:
         self.calls: list[Call] = []
         self.messages: dict[str, list[dict[str, Any]]] = {}
         self.uploads: dict[str, bytes] = {}
+        self.shared_files: dict[str, str] = {}  # file id -> the channel it was shared in
         self.faults: list[Fault] = []
         self.rejections: list[Call] = []  # payloads refused for breaking Slack's Block Kit rules
         self.enforce_pacing = enforce_pacing
@@ -242,6 +243,15 @@ class SlackStandin:
             self.rejections.append(call)
         return call.response
 
+    def _file_info(self, file_id: str) -> dict[str, Any]:
+        """files.info of an uploaded file: where it is shared (none until completeUploadExternal)."""
+        with self._lock:
+            channel = self.shared_files.get(file_id)
+        if file_id not in self.uploads:
+            return {"ok": False, "error": "file_not_found"}
+        shares = {"public": {channel: [{"ts": self._next_ts()}]}} if channel else {}
+        return {"ok": True, "file": {"id": file_id, "shares": shares, "channels": [channel] if channel else []}}
+
     def _over_tier3(self) -> int | None:
         """chat.update is Tier 3: about 50 a minute for the workspace. Over that (a rolling minute),
         the seconds until the oldest leaves the window; else None, and this one counts."""
@@ -315,7 +325,11 @@ class SlackStandin:
             files = args.get("files")
             if isinstance(files, str):
                 files = json.loads(files)
+            with self._lock:  # shared in the channel from now on (files.info says so)
+                self.shared_files.update({str(f.get("id")): str(args.get("channel_id")) for f in files or []})
             return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title")} for f in files or []]}
+        if method == "files.info":
+            return self._file_info(str(args.get("file")))
         return {"ok": True}
 
 

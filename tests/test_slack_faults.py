@@ -458,3 +458,33 @@ def test_at_start_up_the_bot_joins_its_channels_and_reports_those_it_cannot(bot:
     health = bot.http.get("/healthz")
     assert health.status_code == 200
     assert health.json()["outbox"]["must_be_invited_to"] == {"C0PRIVATE": "method_not_supported_for_channel_type"}
+
+
+# -- an export, at most once ------------------------------------------------------------------
+
+def test_an_export_whose_answer_was_lost_is_looked_up_not_uploaded_again(bot: Harness) -> None:
+    bot.standin.fail("files.completeUploadExternal", delay=1.5)  # shared; its answer comes too late
+    assert bot.slash("/export", "csv", user="U0CX").status_code == 200
+    settle(bot)
+    [row] = [r for r in bot.outbox() if r.method == "files.upload"]
+    assert row.status == "sent" and row.ts in bot.standin.shared_files
+    assert len(bot.standin.attempts("files.getUploadURLExternal")) == 1  # never uploaded again
+    assert len(bot.standin.attempts("files.info")) == 1 and len(bot.standin.shared_files) == 1
+
+
+def test_an_export_slack_failed_to_share_is_uploaded_again_once(bot: Harness) -> None:
+    bot.standin.fail("files.completeUploadExternal", status=500)  # not shared, as files.info then says
+    assert bot.slash("/export", "csv", user="U0CX").status_code == 200
+    settle(bot)
+    [row] = [r for r in bot.outbox() if r.method == "files.upload"]
+    assert row.status == "sent"
+    assert len(bot.standin.attempts("files.info")) == 1
+    assert len(bot.standin.attempts("files.getUploadURLExternal")) == 2 and len(bot.standin.shared_files) == 1
+
+
+def test_an_upload_refused_before_sharing_is_tried_again_without_looking(bot: Harness) -> None:
+    bot.standin.fail("files.getUploadURLExternal", status=500)
+    assert bot.slash("/export", "csv", user="U0CX").status_code == 200
+    settle(bot)
+    assert [r.status for r in bot.outbox() if r.method == "files.upload"] == ["sent"]
+    assert bot.standin.attempts("files.info") == [] and len(bot.standin.shared_files) == 1
