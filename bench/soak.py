@@ -32,7 +32,7 @@ from sqlmodel import select
 
 from db.models import Incident, OutboxMessage
 from db.session import make_engine, reading
-from tests.faults import add_launches, outbox_id
+from tests.faults import DELIVERED, add_launches, out_of_order, outbox_id
 from tests.processes import action_body, signed_post, slash_body
 from tests.standin import SlackStandin
 
@@ -169,9 +169,8 @@ def main() -> int:
             ids = Counter(outbox_id(p) for p in posts)
             sent = {r.id for r in rows if r.status == "sent" and r.method == "chat.postMessage"}
             twice = [i for i, c in ids.items() if c > 1]
-            lost = [r.id for r in rows if r.status != "sent"]
-            order_bad = [ch for ch in {p["channel"] for p in posts}
-                         if [outbox_id(p) for p in standin.posts(ch)] != sorted(outbox_id(p) for p in standin.posts(ch))]
+            lost = [r.id for r in rows if r.status not in DELIVERED]
+            order_bad = out_of_order({r.id: r for r in rows if r.id is not None}, posts)
             ephemeral_errors = [c.args.get("text") for c in standin.attempts("response_url")
                                 if any(w in str(c.args.get("text", "")).lower() for w in ERROR_WORDS)]
             log_errors = [line for line in bot.log().splitlines() if '"level": "ERROR"' in line]

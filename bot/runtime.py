@@ -37,7 +37,7 @@ class Runtime:
 
     def start(self) -> None:
         freeze_heap()
-        self.outbox.start()
+        self.outbox.start(join=[self.config.war_room, *self.config.broadcast], war_room=self.config.war_room)
         self.scheduler.start()
         self.started = True
 

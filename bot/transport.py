@@ -6,15 +6,19 @@ import logging
 from typing import Any
 from urllib.error import URLError
 
+import httpx
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackRequestError
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
-from bot.outbox import AUTH_ERRORS, METADATA_EVENT, PERMANENT_ERRORS, LookupFailed, Outcome
+from bot.outbox import AUTH_ERRORS, METADATA_EVENT, PERMANENT_ERRORS, LookupFailed, LookupImpossible, Outcome
 from db.models import OutboxMessage
 
 log = logging.getLogger("warroom.transport")
 LOOKUP_PAGES = 10  # 2,000 messages back: far more than one channel gets while a send is in doubt
+# a lookup answered so will be answered so again: the bot cannot read the channel
+LOOKUP_IMPOSSIBLE = frozenset({"not_in_channel", "channel_not_found", "missing_scope",
+                               "method_not_supported_for_channel_type"})
 
 
 def make_client(token: str | None, api_url: str, *, timeout: float = 10, sdk_retries: bool = True) -> WebClient:
@@ -62,22 +66,51 @@ class SlackTransport:
             return Outcome(ok=False, transient=type(exc).__name__, uncertain=True)
 
     def upload(self, message: OutboxMessage, thread_ts: str | None) -> Outcome:
-        """A file (an export) through the external upload flow: getUploadURLExternal, the upload,
-        completeUploadExternal (slack_sdk's files_upload_v2)."""
+        """A file (an export) in Slack's three steps: getUploadURLExternal, the upload, completeUploadExternal.
+        Only the last one shares the file: when its answer is lost, the outcome carries the file's id so
+        that the next attempt looks it up (files.info) before uploading again; an export is posted once."""
         p = message.payload
+        content = str(p.get("content", "")).encode()
+        filename = str(p.get("filename") or "export.txt")
         try:
-            self.client.files_upload_v2(
-                channel=message.channel, content=str(p.get("content", "")), filename=p.get("filename"),
-                title=p.get("title"), initial_comment=p.get("initial_comment"), thread_ts=thread_ts,
-                request_file_info=False,
-            )
-            return Outcome(ok=True)
+            step = self.client.files_getUploadURLExternal(filename=filename, length=len(content))
+            put = httpx.post(str(step["upload_url"]), content=content, timeout=self.client.timeout)
+            if put.status_code != 200:
+                return Outcome(ok=False, transient=f"upload answered {put.status_code}")
         except SlackApiError as exc:
             return classify(exc)
-        except SlackRequestError as exc:  # the upload step itself answered non-200
-            return Outcome(ok=False, transient=str(exc)[:80])
-        except (TimeoutError, URLError, ConnectionError, OSError) as exc:
+        except (httpx.HTTPError, TimeoutError, URLError, OSError) as exc:  # nothing is shared yet
             return Outcome(ok=False, transient=type(exc).__name__)
+        file_id = str(step["file_id"])
+        try:
+            self.client.files_completeUploadExternal(
+                files=[{"id": file_id, "title": p.get("title") or filename}], channel_id=message.channel,
+                initial_comment=p.get("initial_comment"), thread_ts=thread_ts)
+            return Outcome(ok=True, ts=file_id)
+        except SlackApiError as exc:
+            outcome = classify(exc)
+            if outcome.transient and exc.response.status_code >= 500 and exc.response.status_code != 503:
+                return Outcome(ok=False, transient=outcome.transient, uncertain=True, ts=file_id)
+            return outcome
+        except (TimeoutError, URLError, OSError) as exc:
+            return Outcome(ok=False, transient=type(exc).__name__, uncertain=True, ts=file_id)
+
+    def _find_file(self, message: OutboxMessage) -> str | None:
+        """The file an earlier attempt uploaded (its id kept in `ts`), if Slack shows it in the channel."""
+        if not message.ts:
+            return None
+        try:
+            file = self.client.files_info(file=message.ts).get("file") or {}
+        except SlackApiError as exc:
+            error = _error(exc)
+            if error in ("file_not_found", "file_deleted"):
+                return None
+            raise (LookupImpossible if error in LOOKUP_IMPOSSIBLE else LookupFailed)(error) from None
+        except (TimeoutError, URLError, OSError) as exc:
+            raise LookupFailed(type(exc).__name__) from None
+        shares = file.get("shares") or {}
+        shared = {c for where in shares.values() for c in where} | set(file.get("channels") or [])
+        return message.ts if message.channel in shared else None
 
     def find_sent(self, message: OutboxMessage, thread_ts: str | None) -> str | None:
         """Look for this row's metadata among the channel's (or thread's) messages.
@@ -87,6 +120,8 @@ class SlackTransport:
         message of ours with a smaller outbox id: a channel's rows are posted in id order, so ours
         would be newer than that one.
         """
+        if message.method == "files.upload":
+            return self._find_file(message)
         if message.method != "chat.postMessage":
             return None
         cursor: str | None = None
@@ -99,8 +134,8 @@ class SlackTransport:
                     response = self.client.conversations_history(channel=message.channel, cursor=cursor,
                                                                 include_all_metadata=True, limit=200)
             except SlackApiError as exc:
-                raise LookupFailed(str((exc.response.data or {}).get("error") if isinstance(exc.response.data, dict)
-                                       else exc.response.status_code)) from None
+                error = _error(exc)
+                raise (LookupImpossible if error in LOOKUP_IMPOSSIBLE else LookupFailed)(error) from None
             except (TimeoutError, URLError, OSError) as exc:
                 raise LookupFailed(type(exc).__name__) from None
             for item in response.get("messages") or []:
@@ -119,10 +154,29 @@ class SlackTransport:
         return None
 
 
+    def join(self, channel: str) -> str | None:
+        """Join a public channel the bot posts to (channels:join), so that it can read its own posts there
+        (the lookup after a lost answer). None when it is in, or Slack is only unreachable now; else
+        Slack's reason (`method_not_supported_for_channel_type`, `channel_not_found`: a private channel,
+        whose members must invite the bot; `missing_scope`: the app lacks channels:join)."""
+        try:
+            self.client.conversations_join(channel=channel)
+            return None
+        except SlackApiError as exc:
+            error = _error(exc)
+            return None if exc.response.status_code >= 500 or error == "ratelimited" else error
+        except (TimeoutError, URLError, OSError):
+            return None
+
+
+def _error(exc: SlackApiError) -> str:
+    data = exc.response.data if isinstance(exc.response.data, dict) else {}
+    return str(data.get("error") or f"http_{exc.response.status_code}")
+
+
 def classify(exc: SlackApiError) -> Outcome:
     status = exc.response.status_code
-    data = exc.response.data if isinstance(exc.response.data, dict) else {}
-    error = str(data.get("error") or f"http_{status}")
+    error = _error(exc)
     if status == 429:
         retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after") or "1"
         if isinstance(retry_after, list):

@@ -103,6 +103,8 @@ class WarroomApp:
             return 503, body
         body["outbox"] = {"pending": pending, "stuck_over_5m": stuck, "undeliverable": failed,
                           "oldest_pending": oldest.isoformat() if oldest else None}
+        if self.runtime.outbox.cannot_join:  # it posts there but cannot look its posts up: invite it
+            body["outbox"]["must_be_invited_to"] = self.runtime.outbox.cannot_join
         if stuck:
             body["outbox"]["status"] = f"{stuck} message(s) undelivered for over 5 minutes"
             body["outbox"]["last_errors"] = [e for e in errors if e]

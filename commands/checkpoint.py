@@ -131,8 +131,8 @@ def ping_at_checkpoint(ctx: Context, incident: Incident) -> None:
            role=role, to=holder, reason=NEXT_CHECKPOINT)
     values = {"incident": incident, "severity": severity, "role": role, "holder": holder}
     post(ctx, ctx.launch.war_room, "checkpoint_escalation", kind="incident.escalated",
-         thread_ref=f"incident:{incident.id}", **values)
-    post(ctx, ctx.launch.war_room, "checkpoint_escalation", kind="incident.escalated", **values)
+         thread_ref=f"incident:{incident.id}", urgent=True, **values)
+    post(ctx, ctx.launch.war_room, "checkpoint_escalation", kind="incident.escalated", urgent=True, **values)
 
 
 @slash("/checkpoint", usage=USAGE, summary="post the checkpoint summary with decision buttons (commander)")

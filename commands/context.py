@@ -87,9 +87,10 @@ def compose(template: str, **values: Any) -> dict[str, Any]:
 
 def post(ctx: Context, channel: str, template: str, *, kind: str | None = None, ref: str | None = None,
          thread_ref: str | None = None, update_ref: str | None = None, arms_timer_id: int | None = None,
-         broadcast: bool = False, **values: Any) -> None:
+         broadcast: bool = False, urgent: bool = False, **values: Any) -> None:
     """Queue a message in the outbox, in the caller's transaction. Rehearsal messages say so.
-    `broadcast`: a thread reply that also shows in the channel (Slack's reply_broadcast)."""
+    `broadcast`: a thread reply that also shows in the channel (Slack's reply_broadcast).
+    `urgent`: it goes before the channel's routine messages (a new sev1/sev2, an escalation, a rollback)."""
     with_context(ctx, values)
     payload = compose(template, **values)
     if broadcast:
@@ -103,7 +104,7 @@ def post(ctx: Context, channel: str, template: str, *, kind: str | None = None, 
     queue(
         ctx, channel, kind=kind or template, method="chat.update" if update_ref else "chat.postMessage",
         payload=payload, ref=ref, thread_ref=thread_ref, update_ref=update_ref,
-        arms_timer_id=arms_timer_id,
+        arms_timer_id=arms_timer_id, urgent=urgent,
     )
 
 
@@ -115,11 +116,12 @@ def with_context(ctx: Context, values: dict[str, Any]) -> None:
     values.setdefault("actor", ctx.user)
 
 
-def queue(ctx: Context, channel: str, **row: Any) -> None:
+def queue(ctx: Context, channel: str, *, urgent: bool = False, **row: Any) -> None:
     """One outbox row for the channel, in the caller's transaction, in the channel's order (db/session.py
-    hold_channel)."""
+    hold_channel); an urgent one goes before the channel's routine rows (bot/outbox_order.py)."""
     hold_channel(ctx.session.connection(), channel)
-    ctx.session.add(OutboxMessage(launch_id=ctx.launch.id, channel=channel, created_at=ctx.now, **row))
+    ctx.session.add(OutboxMessage(launch_id=ctx.launch.id, channel=channel, created_at=ctx.now, urgent=urgent,
+                                  **row))
 
 
 def role_holder(session: Session, launch_id: int, role: str) -> str | None:

@@ -88,7 +88,7 @@ def escalate(ctx: Context, incident: Incident, level: int, *, due_at: datetime |
            next_timer_id=next_timer_id)
     # one message in the incident's thread and in the channel; the next level counts from when it lands
     post(ctx, ctx.launch.war_room, "escalation", kind="incident.escalation", arms_timer_id=next_timer_id,
-         thread_ref=incident_ref(incident), broadcast=True, **values)
+         thread_ref=incident_ref(incident), broadcast=True, urgent=True, **values)
     return target
 
 

@@ -85,7 +85,7 @@ def declare(ctx: Context, decl: Declaration) -> Incident:
     record(ctx, "incident.declared", incident_id=incident.id, number=number, severity=decl.severity,
            summary=decl.summary, impact=decl.impact, workaround=decl.workaround, owner=owner, source=decl.source)
     post(ctx, ctx.launch.war_room, "incident", kind="incident.notification", ref=incident_ref(incident),
-         **incident_values(ctx, incident))
+         urgent=decl.severity in ("sev1", "sev2"), **incident_values(ctx, incident))
     arm_incident_clocks(ctx, incident)
     return incident
 

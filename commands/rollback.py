@@ -64,7 +64,7 @@ def request_rollback(ctx: Context, reason: str, *, source: str = "command") -> t
     ctx.session.flush()
     record(ctx, "rollback.requested", rollback_id=rollback.id, reason=reason, source=source)
     post(ctx, ctx.launch.war_room, "rollback_confirmation", kind="rollback.confirmation", ref=rollback_ref(rollback),
-         **confirmation_values(ctx, rollback))
+         urgent=True, **confirmation_values(ctx, rollback))
     return rollback, True
 
 
@@ -134,7 +134,7 @@ def confirm_button(ctx: Context, value: str) -> Result:
     commander = role_holder(ctx.session, ctx.launch.id, COMMANDER)
     if commander not in rollback.approvals or len(rollback.approvals) < ctx.config.rollback_approvals:
         post(ctx, ctx.launch.war_room, "rollback_confirmation", kind="rollback.confirmation_update",
-             update_ref=rollback_ref(rollback), **confirmation_values(ctx, rollback))
+             update_ref=rollback_ref(rollback), urgent=True, **confirmation_values(ctx, rollback))
         return Result(reply=reply("rollback.waiting", rollback=rollback, already=False))
     initiate(ctx, rollback)
     return Result(reply=reply("rollback.initiated", webhook=ctx.config.webhook))
@@ -145,7 +145,7 @@ def initiate(ctx: Context, rollback: Rollback) -> None:
     rollback.status = "confirmed"
     rollback.confirmed_at = ctx.now
     for channel in dict.fromkeys([ctx.launch.war_room, *ctx.config.broadcast]):
-        post(ctx, channel, "rollback_broadcast", kind="rollback.broadcast", rollback=rollback)
+        post(ctx, channel, "rollback_broadcast", kind="rollback.broadcast", urgent=True, rollback=rollback)
     steps = [RollbackStep(rollback_id=rollback.id, position=i, text=text)
              for i, text in enumerate(ctx.config.rollback_steps, start=1)]
     ctx.session.add_all(steps)
@@ -166,7 +166,7 @@ def initiate(ctx: Context, rollback: Rollback) -> None:
                  approvals=rollback.approvals)
     record(ctx, "rollback.confirmed", rollback_id=rollback.id, reason=rollback.reason, approvals=rollback.approvals)
     post(ctx, ctx.launch.war_room, "rollback_confirmation", kind="rollback.confirmation_update",
-         update_ref=rollback_ref(rollback), **confirmation_values(ctx, rollback))
+         update_ref=rollback_ref(rollback), urgent=True, **confirmation_values(ctx, rollback))
 
 
 def checklist_values(ctx: Context, rollback: Rollback, steps: list[RollbackStep]) -> dict[str, object]:

@@ -201,6 +201,11 @@ class Timer(SQLModel, table=True):
 
 
 class OutboxMessage(SQLModel, table=True):
+    """A message to Slack. `status`: pending, then sent or failed; `merged` (its text went out in the post
+    of row `merged_into`, one of a thread's replies sent together), `superseded` (a newer update of the
+    same message, row `merged_into`, was sent instead), or `withdrawn` (an escalation ping no longer due).
+    `urgent` rows go before routine ones of their channel (bot/outbox_order.py)."""
+
     __table_args__ = (Index("ix_outbox_status_channel", "status", "channel", "id"),)
     id: int | None = Field(default=None, primary_key=True)
     launch_id: int | None = Field(default=None, foreign_key="launch.id")
@@ -212,8 +217,11 @@ class OutboxMessage(SQLModel, table=True):
     thread_ref: str | None = Field(default=None, max_length=80)
     update_ref: str | None = Field(default=None, max_length=80)
     arms_timer_id: int | None = None
+    urgent: bool = False  # migration 0005_delivery
     status: str = Field(default="pending", max_length=12)
+    merged_into: int | None = None
     attempts: int = 0
+    failures: int = 0  # transient failures (5xx, timeouts, connection errors) since Slack last answered it
     next_attempt_at: datetime | None = _time()
     claimed_until: datetime | None = _time()
     claimed_by: str | None = Field(default=None, max_length=80)
@@ -234,7 +242,9 @@ class MessageRef(SQLModel, table=True):
 
 class ChannelPace(SQLModel, table=True):
     """When a channel may next get a chat.postMessage, on real time, for every replica's outbox: Slack
-    takes about one message a second per channel, counted across all senders."""
+    takes about one message a second per channel, counted across all senders. The row `chat.update`
+    (no channel id has a dot) is the workspace's pace for updates: Tier 3, about 50 a minute.
+    While a send is in flight its row holds the channel (bot/outbox.py `_take_turn`)."""
 
     channel: str = Field(primary_key=True, max_length=40)
     not_before: datetime | None = _time(nullable=False)

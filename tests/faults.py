@@ -74,7 +74,8 @@ def landed_posts(standin: SlackStandin) -> list[dict[str, Any]]:
 
 def assert_exactly_once(bot: Harness) -> dict[int, OutboxMessage]:
     """Each sent post row landed once; none landed twice; none landed for an unsent row;
-    within a channel, rows landed in id order."""
+    within a thread, and among a channel's top-level posts of one urgency, rows landed in id order
+    (a row merged into another's post landed with it)."""
     rows = {r.id: r for r in bot.outbox() if r.id is not None}
     posts = landed_posts(bot.standin)
     ids = [outbox_id(p) for p in posts]
@@ -84,16 +85,31 @@ def assert_exactly_once(bot: Harness) -> dict[int, OutboxMessage]:
     sent_posts = {i for i, r in rows.items() if r.status == "sent" and r.method == "chat.postMessage"}
     assert set(ids) == sent_posts, f"landed {sorted(set(ids) - sent_posts)} not marked sent; " \
                                    f"sent {sorted(sent_posts - set(ids))} never landed"
-    by_channel: dict[str, list[int]] = {}
-    for p in posts:
-        by_channel.setdefault(str(p["channel"]), []).append(outbox_id(p))  # type: ignore[arg-type]
-    for channel, seq in by_channel.items():
-        assert seq == sorted(seq), f"out of order in {channel}: {seq}"
+    disorder = out_of_order(rows, posts)
+    assert not disorder, f"out of order: {disorder}"
+    for r in rows.values():
+        if r.status == "merged":
+            assert r.merged_into in ids and rows[r.merged_into].status == "sent", f"{r.id} merged into an unsent post"
     for r in rows.values():
         if r.status == "sent" and r.method == "chat.postMessage":
             landed = next(p for p in posts if outbox_id(p) == r.id)
             assert landed["channel"] == r.channel
     return rows
+
+
+# what became of a row once its text reached Slack (its own post, another's post, or a newer update)
+DELIVERED = frozenset({"sent", "merged", "superseded"})
+
+
+def out_of_order(rows: dict[int, OutboxMessage], posts: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """The queues whose posts did not land in id order: each thread, and each channel's top-level posts
+    of one urgency (urgent ones go before routine ones: bot/outbox_order.py)."""
+    by_queue: dict[tuple[str, Any], list[int]] = {}
+    for p in posts:
+        row = rows.get(outbox_id(p))  # type: ignore[arg-type]
+        where = p.get("thread_ts") or (row.urgent if row else None)
+        by_queue.setdefault((str(p["channel"]), where), []).append(outbox_id(p))  # type: ignore[arg-type]
+    return [queue_of for queue_of, seq in by_queue.items() if seq != sorted(seq)]
 
 
 def add_launches(engine: Any, n: int, *, prefix: str = "C0ROOM") -> list[str]:

@@ -7,6 +7,7 @@
     standin.fail("chat.postMessage", delay=3)          # answers after the client gave up
     standin.outage(seconds=60)                          # every method answers 503 until then
     standin.outage(); standin.end_outage()              # the same, switched by the test (manual clock)
+    SlackStandin(enforce_pacing=True)                   # Slack's pace: 1 post/s a channel, 50 chat.update/min
 
 It also serves `response_url` posts (/respond/…) and file uploads (/upload/…).
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +28,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from tests import blockkit
+
+TIER3_PER_WINDOW, TIER3_WINDOW_S = 50, 60.0  # chat.update: 50 a minute per workspace
 
 
 @dataclass
@@ -53,11 +57,14 @@ class SlackStandin:
         self.calls: list[Call] = []
         self.messages: dict[str, list[dict[str, Any]]] = {}
         self.uploads: dict[str, bytes] = {}
+        self.shared_files: dict[str, str] = {}  # file id -> the channel it was shared in
         self.faults: list[Fault] = []
         self.rejections: list[Call] = []  # payloads refused for breaking Slack's Block Kit rules
         self.enforce_pacing = enforce_pacing
         self._outage_until = 0.0
         self._last_post: dict[str, float] = {}
+        self._updates_at: list[float] = []  # when each recent chat.update landed (Tier 3 window)
+        self.pace_clock = time.monotonic  # what Slack's pace counts on; a test may give it a manual clock
         self._lock = threading.RLock()
         self._ts = 1_700_000_000.0
         self._server: ThreadingHTTPServer | None = None
@@ -167,6 +174,7 @@ class SlackStandin:
             self.faults.clear()
             self.rejections.clear()
             self._last_post.clear()
+            self._updates_at.clear()
         self._outage_until = 0.0
 
     # -- answering -------------------------------------------------------
@@ -212,11 +220,14 @@ class SlackStandin:
         if method == "chat.postMessage" and self.enforce_pacing:
             channel = str(args.get("channel"))
             with self._lock:
-                last = self._last_post.get(channel, 0.0)
-                if time.monotonic() - last < 0.9:
+                last = self._last_post.get(channel)
+                if last is not None and self.pace_clock() - last < 0.9:
                     self._record(Call(method, args, time.time(), 429, {}))
                     return 429, {"Retry-After": "1"}, {"ok": False, "error": "ratelimited"}
-                self._last_post[channel] = time.monotonic()
+                self._last_post[channel] = self.pace_clock()
+        if method == "chat.update" and self.enforce_pacing and (wait := self._over_tier3()) is not None:
+            self._record(Call(method, args, time.time(), 429, {}))
+            return 429, {"Retry-After": str(wait)}, {"ok": False, "error": "ratelimited"}
         response = self._answer(method, args)
         self._record(Call(method, args, time.time(), 200, response))
         return 200, {}, response
@@ -231,6 +242,26 @@ class SlackStandin:
             self.calls.append(call)
             self.rejections.append(call)
         return call.response
+
+    def _file_info(self, file_id: str) -> dict[str, Any]:
+        """files.info of an uploaded file: where it is shared (none until completeUploadExternal)."""
+        with self._lock:
+            channel = self.shared_files.get(file_id)
+        if file_id not in self.uploads:
+            return {"ok": False, "error": "file_not_found"}
+        shares = {"public": {channel: [{"ts": self._next_ts()}]}} if channel else {}
+        return {"ok": True, "file": {"id": file_id, "shares": shares, "channels": [channel] if channel else []}}
+
+    def _over_tier3(self) -> int | None:
+        """chat.update is Tier 3: about 50 a minute for the workspace. Over that (a rolling minute),
+        the seconds until the oldest leaves the window; else None, and this one counts."""
+        with self._lock:
+            now = self.pace_clock()
+            self._updates_at = [t for t in self._updates_at if now - t < TIER3_WINDOW_S]
+            if len(self._updates_at) >= TIER3_PER_WINDOW:
+                return max(1, math.ceil(TIER3_WINDOW_S - (now - self._updates_at[0])))
+            self._updates_at.append(now)
+            return None
 
     def _record(self, call: Call) -> None:
         with self._lock:
@@ -294,7 +325,11 @@ class SlackStandin:
             files = args.get("files")
             if isinstance(files, str):
                 files = json.loads(files)
+            with self._lock:  # shared in the channel from now on (files.info says so)
+                self.shared_files.update({str(f.get("id")): str(args.get("channel_id")) for f in files or []})
             return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title")} for f in files or []]}
+        if method == "files.info":
+            return self._file_info(str(args.get("file")))
         return {"ok": True}
 
 

@@ -180,7 +180,8 @@ def test_rollback_choice_opens_the_rollback_confirmation(bot: Harness) -> None:
         from sqlmodel import select
         [rollback] = s.exec(select(Rollback)).all()
     assert rollback.status == "pending" and rollback.reason == "the checkpoint decision at 10:00 (errors climbing)"
-    confirmation = bot.posts(WAR_ROOM)[-1]
+    # urgent, so it went before the routine note of the decision
+    confirmation = next(p for p in bot.posts(WAR_ROOM) if "Rollback requested" in p["text"])
     assert confirmation["text"].startswith(":warning: *Rollback requested* by <@U0COMMANDER>")
     assert [e["action_id"] for e in confirmation["blocks"][-1]["elements"]] == ["rollback_confirm", "rollback_cancel"]
     assert [d.text for d in decisions(bot)] == ["rollback"]

@@ -108,9 +108,11 @@ def test_ack_by_command_and_update_resolve_in_thread(bot: Harness) -> None:
     bot.deliver()
     parent, *replies = bot.posts()
     assert all(r["thread_ts"] for r in replies)
-    assert [r["text"].split(" ")[0] for r in replies] == ["INC-1", "Update", "INC-1"]
-    assert "index rebuilt, watching" in replies[1]["text"]
-    assert "fixed by reindex" in replies[2]["text"]
+    # queued together, the three replies go as one post (bot/outbox_order.py), in order
+    said = "\n\n".join(r["text"] for r in replies).split("\n\n")
+    assert [line.split(" ")[0] for line in said] == ["INC-1", "Update", "INC-1"]
+    assert "index rebuilt, watching" in said[1]
+    assert "fixed by reindex" in said[2]
     final = bot.standin.calls_to("chat.update")[-1].args
     assert final["text"].startswith("RESOLVED INCIDENT [High]")
     assert actions_of(final) == []

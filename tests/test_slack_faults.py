@@ -391,3 +391,100 @@ def test_undeliverable_rows_stay_on_the_audit_trail(bot: Harness) -> None:
         events = s.exec(select(AuditEvent).where(AuditEvent.kind == "outbox.undeliverable")).all()
     assert [e.payload["error"] for e in events] == ["is_archived"]
     assert outbox_id({}) is None
+
+
+# -- a lookup the bot cannot make -------------------------------------------------------------
+# With chat:write.public the bot posts to public channels it has not joined; there Slack answers its
+# conversations.history with not_in_channel: a post whose answer was lost can never be looked up.
+
+def test_a_routine_post_that_cannot_be_looked_up_is_kept_reported_and_does_not_hold_its_channel(bot: Harness) -> None:
+    bot.standin.fail("conversations.history", error="not_in_channel", channel="C0OPERATORS", times=None)
+    bot.standin.fail("chat.postMessage", status=500, channel="C0OPERATORS")  # its answer lost
+    doubtful, *after = queue(bot, "C0OPERATORS", 3)
+    settle(bot)
+    rows = {r.id: r for r in bot.outbox()}
+    assert rows[doubtful].status == "unconfirmed" and rows[doubtful].error == "unconfirmed: not_in_channel"
+    assert all(rows[i].status == "sent" for i in after)  # the channel's queue goes on
+    attempts = [c for c in bot.standin.attempts("chat.postMessage") if c.args.get("channel") == "C0OPERATORS"]
+    assert len(attempts) == 3  # the doubtful one is never sent again
+    reports = [p["text"] for p in bot.posts(WAR_ROOM) if "cannot tell whether" in p["text"]]
+    assert len(reports) == 1 and "C0OPERATORS" in reports[0] and "not sent again" in reports[0]
+    assert [e.payload["outbox_id"] for e in bot.events("outbox.unconfirmed")] == [doubtful]
+
+
+def test_an_urgent_broadcast_that_cannot_be_looked_up_is_sent_again_once(bot: Harness) -> None:
+    """A rollback broadcast twice is the lesser harm than none: sent again once, never a third time."""
+    bot.standin.fail("conversations.history", error="not_in_channel", channel="C0OPERATORS", times=None)
+    assert bot.slash("/rollback", "error rate over 5%").status_code == 200
+    settle(bot)
+    rollback_id = next(e.payload["rollback_id"] for e in bot.events("rollback.requested"))
+    bot.standin.fail("chat.postMessage", delay=1.5, channel="C0OPERATORS")  # lands; its answer comes too late
+    bot.standin.fail("chat.postMessage", status=500, channel="C0OPERATORS")  # the resend's answer lost too
+    assert bot.block_actions("rollback_confirm", str(rollback_id)).status_code == 200
+    settle(bot)
+    time.sleep(1.1)  # the stand-in's late answer
+    broadcast = next(r for r in bot.outbox() if r.kind == "rollback.broadcast" and r.channel == "C0OPERATORS")
+    attempts = [c for c in bot.standin.attempts("chat.postMessage") if c.args.get("channel") == "C0OPERATORS"]
+    assert len(attempts) == 2 and broadcast.status == "unconfirmed"  # sent again once, then it stopped
+    reports = [p["text"] for p in bot.posts(WAR_ROOM) if "cannot tell whether" in p["text"]]
+    assert len(reports) == 1 and "sent again once" in reports[0]
+
+
+def test_an_urgent_resend_that_lands_is_reported_as_maybe_twice(bot: Harness) -> None:
+    bot.standin.fail("conversations.history", error="not_in_channel", channel="C0OPERATORS", times=None)
+    assert bot.slash("/rollback", "error rate over 5%").status_code == 200
+    settle(bot)
+    rollback_id = next(e.payload["rollback_id"] for e in bot.events("rollback.requested"))
+    bot.standin.fail("chat.postMessage", delay=1.5, channel="C0OPERATORS")
+    assert bot.block_actions("rollback_confirm", str(rollback_id)).status_code == 200
+    settle(bot)
+    landed = [p for p in bot.posts("C0OPERATORS") if p["text"].startswith("Rollback initiated at")]
+    assert len(landed) == 2  # the first landed unheard; the resend too
+    broadcast = next(r for r in bot.outbox() if r.kind == "rollback.broadcast" and r.channel == "C0OPERATORS")
+    assert broadcast.status == "sent"
+    reports = [p["text"] for p in bot.posts(WAR_ROOM) if "cannot tell whether" in p["text"]]
+    assert len(reports) == 1 and "may show twice" in reports[0]
+
+
+def test_at_start_up_the_bot_joins_its_channels_and_reports_those_it_cannot(bot: Harness) -> None:
+    bot.standin.fail("conversations.join", error="method_not_supported_for_channel_type", channel="C0PRIVATE")
+    refused = bot.runtime.outbox.join_channels([WAR_ROOM, "C0OPERATORS", "C0PRIVATE"], WAR_ROOM)
+    assert refused == {"C0PRIVATE": "method_not_supported_for_channel_type"}
+    assert [c.args.get("channel") for c in bot.standin.attempts("conversations.join")] == [
+        WAR_ROOM, "C0OPERATORS", "C0PRIVATE"]
+    settle(bot)
+    [report] = [p["text"] for p in bot.posts(WAR_ROOM) if "could not join" in p["text"]]
+    assert "C0PRIVATE" in report and "invite the bot" in report and "C0OPERATORS" not in report
+    health = bot.http.get("/healthz")
+    assert health.status_code == 200
+    assert health.json()["outbox"]["must_be_invited_to"] == {"C0PRIVATE": "method_not_supported_for_channel_type"}
+
+
+# -- an export, at most once ------------------------------------------------------------------
+
+def test_an_export_whose_answer_was_lost_is_looked_up_not_uploaded_again(bot: Harness) -> None:
+    bot.standin.fail("files.completeUploadExternal", delay=1.5)  # shared; its answer comes too late
+    assert bot.slash("/export", "csv", user="U0CX").status_code == 200
+    settle(bot)
+    [row] = [r for r in bot.outbox() if r.method == "files.upload"]
+    assert row.status == "sent" and row.ts in bot.standin.shared_files
+    assert len(bot.standin.attempts("files.getUploadURLExternal")) == 1  # never uploaded again
+    assert len(bot.standin.attempts("files.info")) == 1 and len(bot.standin.shared_files) == 1
+
+
+def test_an_export_slack_failed_to_share_is_uploaded_again_once(bot: Harness) -> None:
+    bot.standin.fail("files.completeUploadExternal", status=500)  # not shared, as files.info then says
+    assert bot.slash("/export", "csv", user="U0CX").status_code == 200
+    settle(bot)
+    [row] = [r for r in bot.outbox() if r.method == "files.upload"]
+    assert row.status == "sent"
+    assert len(bot.standin.attempts("files.info")) == 1
+    assert len(bot.standin.attempts("files.getUploadURLExternal")) == 2 and len(bot.standin.shared_files) == 1
+
+
+def test_an_upload_refused_before_sharing_is_tried_again_without_looking(bot: Harness) -> None:
+    bot.standin.fail("files.getUploadURLExternal", status=500)
+    assert bot.slash("/export", "csv", user="U0CX").status_code == 200
+    settle(bot)
+    assert [r.status for r in bot.outbox() if r.method == "files.upload"] == ["sent"]
+    assert bot.standin.attempts("files.info") == [] and len(bot.standin.shared_files) == 1
