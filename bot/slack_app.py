@@ -13,7 +13,6 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse, Respond
@@ -22,13 +21,13 @@ from slack_bolt.middleware import Middleware
 from slack_sdk import WebClient
 from sqlalchemy.exc import IntegrityError
 
-from bot.dispatch import Dispatcher, Replayed
+from bot.dispatch import Dispatcher, Replayed, remember_request
 from bot.payloads import Rejected, clean, parse, request_key
-from db.models import Activity, Launch, SeenRequest
+from commands.render import reply
+from db.models import Activity, Launch
 from db.session import transaction
 
 log = logging.getLogger("warroom.slack")
-SEEN_KEEP = timedelta(hours=1)
 
 
 def auth_test(client: WebClient, attempts: int = 5) -> dict[str, Any]:
@@ -71,7 +70,7 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
             ack()
             client.views_open(trigger_id=body.get("trigger_id", ""), view=result.modal)
             return
-        ack(response_type="ephemeral", text=result.reply or "Done.")
+        ack(response_type="ephemeral", text=result.reply or reply("edge.done"))
 
     # one listener per kind of request, matching all: the dispatcher knows warroom's commands, buttons
     # and forms and answers the rest itself (Bolt tries listeners one by one: one is cheapest)
@@ -151,14 +150,12 @@ class WellFormed(Middleware):
 
 
 def _first_time(dispatcher: Dispatcher, key: str) -> bool:
-    now = dispatcher.clock.now()
+    """The event's key kept as a command's is (remember_request): False when Slack sent it before."""
     try:
         with transaction(dispatcher.engine) as session:
-            if session.get(SeenRequest, key) is not None:
-                return False
-            session.add(SeenRequest(key=key, seen_at=now))
+            remember_request(session, key, dispatcher.clock.now())
         return True
-    except IntegrityError:
+    except (Replayed, IntegrityError):
         return False
 
 
