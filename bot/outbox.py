@@ -250,7 +250,7 @@ class Outbox:
         # a post that carries replies queued behind it in its thread says all of them, in order
         sending = OutboxMessage(**{**message.model_dump(), "payload": join_replies(message, riding)}) if riding else message
         size = None
-        if "build" in message.payload:  # a file: built now, as the record is now
+        if message.method == "files.upload" and "build" in message.payload:  # a file: built now, as the record is now
             try:
                 if self.build_file is None:
                     raise RuntimeError("this outbox builds no files")

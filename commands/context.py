@@ -148,7 +148,7 @@ def upload(ctx: Context, channel: str, filename: str, build: dict[str, Any], tem
            kind: str = "export.file", **values: Any) -> None:
     """Queue a file for the channel (outbox method `files.upload`); its title and comment come from a template.
     The row keeps what to build (`build`), not the file: the outbox builds it when it sends it
-    (bot/exporting.py `file_content`), so a queued export is small and shows the record as it is then."""
+    (bot/exporting.py `ExportBuilder`), so a queued export is small and shows the record as it is then."""
     with_context(ctx, values)
     comment = render(f"{template}.j2", **values)
     if ctx.rehearsal:
