@@ -9,6 +9,8 @@ and chat.update calls, then the wait of a sev1 declared behind the storm's backl
 confirmation behind that, both sent once the storm's notifications are visible (from each one's ack), and the wait of a notification whose first five tries
 get 3×429 then 2×500 (from its ack). Every run is checked: every update's text once in its
 incident's thread, every incident message in its final state, nothing pending, nothing twice.
+`flood` (issue 18): with the default limits, 60 `/incident sev1` from one user at once, then the
+commander's `/rollback` and its confirmation click: how long the confirmation and the broadcast took.
 
     python bench/storm.py                                   # SQLite
     python bench/storm.py --backends sqlite postgresql
@@ -28,13 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from common import BotProcess, bench_config, database, machine
 from sqlalchemy import func
 from sqlmodel import select
 
-from db.models import MessageRef, OutboxMessage
+from db.models import MessageRef, OutboxMessage, Rollback
 from db.session import make_engine, reading
-from tests.processes import signed_post, slash_body
+from tests.processes import action_body, signed_post, slash_body
 from tests.standin import SlackStandin
 
 WAR_ROOM = "C0WARROOM"
@@ -45,11 +48,15 @@ NUMBER = re.compile(r"\(INC-(\d+)\)\s*$")
 class Run:
     """One bot process against one stand-in and database."""
 
-    def __init__(self, url: str, workdir: Path, label: str) -> None:
+    def __init__(self, url: str, workdir: Path, label: str, *, limits: bool = False) -> None:
         self.standin = SlackStandin(enforce_pacing=True).start()
         self.engine = make_engine(url)
+        config = bench_config(workdir / f"{label}.yaml")
+        if limits:  # the default limits, as a launch has them
+            config.write_text(yaml.safe_dump({k: v for k, v in yaml.safe_load(config.read_text()).items()
+                                              if k != "limits"}))
         self.bot = BotProcess(database_url=url, api_url=self.standin.api_url, log_path=workdir / f"{label}.log",
-                              config_path=bench_config(workdir / f"{label}.yaml")).start()
+                              config_path=config).start()
         self.http = httpx.Client()
 
     def close(self) -> None:
@@ -60,8 +67,19 @@ class Run:
 
     def slash(self, text: str, command: str = "/incident", user: str = "U0COMMANDER") -> float:
         """Send one command; the time its ack came back."""
+        self.reply(text, command, user)
+        return time.time()
+
+    def reply(self, text: str, command: str = "/incident", user: str = "U0COMMANDER") -> str:
+        """Send one command; its ephemeral reply."""
         r = signed_post(self.http, self.bot.url, slash_body(command, text, user=user))
         assert r.status_code == 200 and "sorry" not in r.text.lower(), r.text
+        return str(r.json().get("text"))
+
+    def click(self, action_id: str, value: str) -> float:
+        """Press a button as the commander; the time its ack came back."""
+        r = signed_post(self.http, self.bot.url, action_body(action_id, value))
+        assert r.status_code == 200, r.text
         return time.time()
 
     def pending(self) -> int:
@@ -192,6 +210,33 @@ def run_behind(url: str, workdir: Path, kind: str) -> None:
         run.close()
 
 
+def run_flood(url: str, workdir: Path, kind: str) -> None:
+    run = Run(url, workdir, f"{kind}-flood", limits=True)
+    try:
+        with ThreadPoolExecutor(10) as pool:
+            replies = list(pool.map(lambda i: run.reply(f"sev1 flood {i + 1}", user="U0FLOOD"), range(60)))
+        stored = sum("Declared INC-" in r for r in replies)
+        limited = sum("try again in" in r for r in replies)
+        assert stored == 10 and limited == 50, (stored, limited)
+        asked = run.slash("the flood buried checkout", command="/rollback")
+        queued = run.pending()
+        confirmation = run.landed(lambda a: "Rollback requested" in str(a.get("text")))
+        with reading(run.engine) as s:
+            rollback = s.exec(select(Rollback)).one()
+        clicked = run.click("rollback_confirm", str(rollback.id))
+        broadcast = max(run.landed(lambda a, c=c: a.get("channel") == c and str(a.get("text")).startswith(
+            "Rollback initiated at")) for c in (WAR_ROOM, "C0OPERATORS"))
+        run.wait_drained()
+        landed = [outbox_key(c.args) for c in run.standin.calls_to("chat.postMessage")
+                  if c.status == 200 and c.response.get("ok")]
+        assert all(n == 1 for n in Counter(landed).values()), "a post landed twice"
+        print(f"| {kind} · 60 sev1s from one user ({stored} stored, {limited} told to try again), then /rollback "
+              f"| confirmation {confirmation - asked:.1f} s after its ack ({queued} queued) | broadcast "
+              f"{broadcast - clicked:.1f} s after the click | | | | checked |", flush=True)
+    finally:
+        run.close()
+
+
 def run_faults(url: str, workdir: Path, kind: str) -> None:
     run = Run(url, workdir, f"{kind}-faults")
     try:
@@ -212,13 +257,13 @@ def run_faults(url: str, workdir: Path, kind: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backends", nargs="+", default=["sqlite"])
-    parser.add_argument("--only", nargs="+", default=["storm", "behind", "faults"])
+    parser.add_argument("--only", nargs="+", default=["storm", "behind", "flood", "faults"])
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(f"command: python bench/storm.py {' '.join(sys.argv[1:])}".rstrip())
     print("| run | every notification visible | every message final | posts | chat.update | 429s | check |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
-    runs = {"storm": run_storm, "behind": run_behind, "faults": run_faults}
+    runs = {"storm": run_storm, "behind": run_behind, "flood": run_flood, "faults": run_faults}
     with tempfile.TemporaryDirectory(prefix="warroom-storm-") as tmp:
         for kind in args.backends:
             for name in args.only:

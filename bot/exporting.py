@@ -4,26 +4,60 @@ Which record: `--database` if given, else `DATABASE_URL` if set, else the newest
 `warroom.db` (the shell's and a local bot's) and `rehearsal.db` (a rehearsal's), named
 on stderr — so `export` right after `rehearse` exports that rehearsal. Which launch:
 `--launch`, else the configured launch if the record has it, else the newest launch.
+
+`/export` builds the same file, when the outbox sends it (`ExportBuilder`): its row keeps what to
+build, not the file.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot.clock import SystemClock
+from bot.clock import Clock, SystemClock
 from bot.config import Env
 from bot.logs import Redactor
-from commands.config import load_config
+from commands.config import Config, load_config
 from commands.context import Context
-from commands.export import export_text
-from db.models import Launch
-from db.session import make_engine, migrate
+from commands.export import built_file
+from db.models import Launch, OutboxMessage
+from db.session import make_engine, migrate, reading
 
 LOCAL_RECORDS = ("warroom.db", "rehearsal.db")
+
+
+def export_file(ctx: Context, build: dict[str, Any], secrets: Iterable[str]) -> str:
+    """The file `build` asks for (`{"format": "csv"}` …) of `ctx.launch` as the record is at `ctx.now`,
+    with no token or secret in it: the one way both the CLI and `/export` make a file."""
+    return Redactor(secrets)(built_file(ctx, build))
+
+
+@dataclass(frozen=True)
+class ExportBuilder:
+    """Builds an export row's file when the outbox sends it (after it made sure the file is not in
+    the channel already), from what the row asks for: format, launch, requester."""
+
+    engine: Engine
+    config: Config
+    clock: Clock
+    secrets: tuple[str, ...] = ()
+
+    def __call__(self, message: OutboxMessage) -> str:
+        build = dict(message.payload.get("build") or {})
+        with reading(self.engine) as session:
+            launch = session.get(Launch, build.get("launch_id") or message.launch_id)
+            if launch is None:
+                raise LookupError(f"outbox row {message.id}: no launch {build.get('launch_id')!r} to export")
+            ctx = Context(session=session, now=self.clock.now(), config=self.config,
+                          user=str(build.get("requested_by") or "warroom"), launch=launch)
+            return export_file(ctx, build, self.secrets)
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -75,7 +109,7 @@ def run_export(env: Env, fmt: str, launch: str | None, out: str | None, database
                 print(f"warroom: no launch {launch or ''} in {_safe(url)}{where}", file=sys.stderr)
                 return 1
             ctx = Context(session=session, now=SystemClock().now(), config=config, user="cli", launch=chosen)
-            text = Redactor(env.secrets)(export_text(ctx, fmt, chosen))
+            text = export_file(ctx, {"format": fmt}, env.secrets)
             name = chosen.name
     finally:
         engine.dispose()

@@ -10,6 +10,8 @@ in a row) and retry until Slack answers; permanent errors (channel_not_found, no
 …) stop, are kept for export and are reported in the war room (or the log when the war room
 itself is the broken channel). A send whose outcome is unknown (a timeout after the request
 left) is looked up by its metadata before it is sent again, so a retry never posts twice.
+A file (an export) is built when it is sent (`build_file`), after that look-up: its row keeps what
+to build, not the file.
 """
 
 from __future__ import annotations
@@ -97,8 +99,10 @@ class Transport(Protocol):
 class Outbox:
     def __init__(self, engine: Engine, transport: Transport, clock: Clock, *, workers: int = 8,
                  worker_id: str | None = None, pace_s: float = PACE_S, update_pace_s: float | None = None,
-                 claim_for: timedelta = CLAIM_FOR, wall: Callable[[], datetime] = wall_clock) -> None:
+                 claim_for: timedelta = CLAIM_FOR, wall: Callable[[], datetime] = wall_clock,
+                 build_file: Callable[[OutboxMessage], str] | None = None) -> None:
         self.engine = engine
+        self.build_file = build_file  # a file row's content, built when it is sent (bot/exporting.py)
         self.pace_s = pace_s
         # a bot that paces its posts paces its updates; one that does not (the shell, tests) neither
         self.update_pace_s = (UPDATE_PACE_S if pace_s > 0 else 0.0) if update_pace_s is None else update_pace_s
@@ -245,6 +249,18 @@ class Outbox:
                 return
         # a post that carries replies queued behind it in its thread says all of them, in order
         sending = OutboxMessage(**{**message.model_dump(), "payload": join_replies(message, riding)}) if riding else message
+        size = None
+        if message.method == "files.upload" and "build" in message.payload:  # a file: built now, as the record is now
+            try:
+                if self.build_file is None:
+                    raise RuntimeError("this outbox builds no files")
+                content = self.build_file(message)
+            except Exception as exc:  # a database blip: tried again after a backoff
+                log.exception("could not build the file", extra={"outbox_id": message.id})
+                self._finish(claim, message, Outcome(ok=False, transient=f"not built: {type(exc).__name__}"))
+                return
+            size = len(content.encode())
+            sending = OutboxMessage(**{**message.model_dump(), "payload": {**message.payload, "content": content}})
         try:
             outcome = self.transport.send(sending, thread_ts, update_ts)
         except Exception as exc:  # a bug in a transport must not kill delivery
@@ -252,13 +268,14 @@ class Outbox:
             outcome = Outcome(ok=False, transient=type(exc).__name__, uncertain=True)
         if blind and not outcome.ok and outcome.uncertain:  # sent again once only: a second doubt stops it
             outcome = Outcome(ok=False, unconfirmed=blind)
-        self._finish(claim, message, outcome, sent=True, blind=blind)
+        self._finish(claim, message, outcome, sent=True, blind=blind, size=size)
 
     def _finish(self, claim: Claim, message: OutboxMessage, outcome: Outcome, *, sent: bool = False,
-                blind: str | None = None) -> None:
+                blind: str | None = None, size: int | None = None) -> None:
         """Store what the attempt came to. `sent`: a request went out, so the key's next turn comes its pace
         after Slack's answer (not after our request: a slow request cannot squeeze the gap); else at once.
-        `blind`: it went without the lookup an earlier attempt called for (LookupImpossible's reason)."""
+        `blind`: it went without the lookup an earlier attempt called for (LookupImpossible's reason).
+        `size`: the bytes of the file it built (kept on the row for the record, the file itself is not)."""
         now = self.clock.now()
         failed: list[OutboxMessage] = []
         armed = False
@@ -277,6 +294,8 @@ class Outbox:
                     resumed = self._resume_backed_off(session, now)
                     log.info("Slack answers again; resuming backed-off messages", extra={"count": resumed})
                 row.status, row.ts, row.sent_at, row.error, row.uncertain = "sent", outcome.ts, now, None, False
+                if size is not None:
+                    row.payload = {**row.payload, "bytes": size}
                 for rider in riding:  # their texts went out in this row's post
                     rider.status, rider.ts, rider.sent_at = "merged", outcome.ts, now
                 if row.ref and outcome.ts:

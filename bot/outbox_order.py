@@ -2,14 +2,17 @@
 
 A pass reads the routing columns of every pending row (no payloads) and the paces, and plans turns:
 
-- A channel takes one post at a time, about one a second. Its next row is the first of its urgent
-  rows, else of its routine ones, by id; a row that an urgent row of the same thread waits behind
-  (an earlier reply, or the thread's parent) counts as urgent too, so a thread keeps its order and a
-  reply never goes before its parent. While any of a channel's rows waits out a Retry-After or a
+- Rows go by rank (`rank`): a rollback's confirmation and broadcast first, whatever is queued (the
+  commander must see it within seconds, however many sev1s a flood let through); then the other
+  urgent rows (new sev1/sev2 notifications, escalations); then routine ones.
+- A channel takes one post at a time, about one a second. Its next row is the first of its best
+  rank, by id; a row that a better-ranked row of the same thread waits behind (an earlier reply, or
+  the thread's parent) takes that rank too, so a thread keeps its order and a reply never goes
+  before its parent. While any of a channel's rows waits out a Retry-After or a
   backoff, the channel waits: Slack's answer was about the channel.
 - Updates (chat.update) belong to the workspace: one at a time, about fifty a minute (Tier 3). Of a
   message's pending updates only the newest is sent, once the message is posted and no update of it
-  is in flight; the older ones are superseded. Urgent messages first, then the longest waiting.
+  is in flight; the older ones are superseded. The best rank first, then the longest waiting.
 - While a channel is backed up (more than one post waiting), a routine reply takes the replies queued
   behind it in its thread along in one post (`join_replies`), as long as Slack's limits allow.
 
@@ -38,6 +41,17 @@ UPDATES = "chat.update"  # the pace key of the workspace's updates (ChannelPace 
 # within that, so one long reply goes alone and a long run of them is split into several posts
 MERGED_TEXT_LIMIT = 4000
 REPLY_SEPARATOR = "\n\n"
+# ranks, best first: a rollback's urgent messages (its confirmation, the confirmation's updates, the
+# broadcast: kinds `rollback.…`), the other urgent ones, routine ones
+ROLLBACK, URGENT, ROUTINE = 0, 1, 2
+FIRST_KIND = "rollback."
+
+
+def rank(kind: str, urgent: bool) -> int:
+    """Where a row goes among a channel's (or the workspace's updates') rows."""
+    if not urgent:
+        return ROUTINE
+    return ROLLBACK if kind.startswith(FIRST_KIND) else URGENT
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,7 @@ class Queued:
     """The columns a pass plans with."""
 
     id: int
+    kind: str
     channel: str
     method: str
     ref: str | None
@@ -68,13 +83,13 @@ class Turn:
 
     row: Queued
     key: str
-    urgent: bool
+    rank: int
     backed_up: bool = False  # more posts wait in this channel: the thread's next replies may go along
     supersedes: tuple[int, ...] = ()  # older pending updates of the same message
 
 
 def plan(rows: Sequence[Queued], paces: dict[str, datetime], now: datetime, wall: datetime) -> list[Turn]:
-    """The turns that may be taken now, urgent first. `now` is the launch's clock (a row's next attempt),
+    """The turns that may be taken now, best rank first. `now` is the launch's clock (a row's next attempt),
     `wall` real time (paces and claims: Slack and the other replicas count on it)."""
     pending_refs = {r.ref for r in rows if r.ref}
     posts: dict[str, list[Queued]] = defaultdict(list)
@@ -86,7 +101,7 @@ def plan(rows: Sequence[Queued], paces: dict[str, datetime], now: datetime, wall
     updates = [r for r in rows if r.method == "chat.update"]
     if updates and (turn := _update_turn(updates, paces.get(UPDATES), pending_refs, now, wall)) is not None:
         turns.append(turn)
-    return sorted(turns, key=lambda t: (not t.urgent, t.row.id))
+    return sorted(turns, key=lambda t: (t.rank, t.row.id))
 
 
 def next_free(rows: Sequence[Queued], paces: dict[str, datetime], wall: datetime) -> float | None:
@@ -102,23 +117,23 @@ def _channel_turn(queue: list[Queued], pace: datetime | None, pending_refs: set[
         return None
     if any(_waits(r, now) or _in_flight(r, wall) for r in queue):
         return None
-    urgent = _urgency(queue)
-    head = min(queue, key=lambda r: (not urgent[r.id], r.id))
+    ranks = _ranks(queue)
+    head = min(queue, key=lambda r: (ranks[r.id], r.id))
     if head.thread_ref in pending_refs:  # its parent, in another channel, is not posted yet
         return None
-    return Turn(head, head.channel, urgent[head.id], backed_up=len(queue) > 1)
+    return Turn(head, head.channel, ranks[head.id], backed_up=len(queue) > 1)
 
 
-def _urgency(queue: Iterable[Queued]) -> dict[int, bool]:
-    """Each row's urgency, counting the rows an urgent row of its thread waits behind (newest first:
+def _ranks(queue: Iterable[Queued]) -> dict[int, int]:
+    """Each row's rank, counting the better-ranked rows of its thread that wait behind it (newest first:
     a thread is keyed by its parent's ref, which its replies carry as thread_ref)."""
-    urgent_threads: set[str] = set()
-    out: dict[int, bool] = {}
+    best: dict[str, int] = {}  # thread -> the best rank of its rows seen so far (the later ones)
+    out: dict[int, int] = {}
     for r in sorted(queue, key=lambda r: r.id, reverse=True):
         thread = r.thread_ref or r.ref
-        out[r.id] = r.urgent or (thread is not None and thread in urgent_threads)
-        if out[r.id] and thread is not None:
-            urgent_threads.add(thread)
+        out[r.id] = min(rank(r.kind, r.urgent), best.get(thread, ROUTINE) if thread is not None else ROUTINE)
+        if thread is not None:
+            best[thread] = out[r.id]
     return out
 
 
@@ -136,9 +151,9 @@ def _update_turn(updates: list[Queued], pace: datetime | None, pending_refs: set
         if ref in pending_refs:  # the message itself is not posted yet
             continue
         newest = max(group, key=lambda r: r.id)
-        urgent = any(r.urgent for r in group)
+        best = min(rank(r.kind, r.urgent) for r in group)
         older = tuple(sorted(r.id for r in group if r.id != newest.id))
-        choices.append((not urgent, min(r.id for r in group), Turn(newest, UPDATES, urgent, supersedes=older)))
+        choices.append((best, min(r.id for r in group), Turn(newest, UPDATES, best, supersedes=older)))
     return min(choices, key=lambda c: c[:2])[2] if choices else None
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.clock import Clock, SystemClock
 from bot.config import Env
 from bot.dispatch import Dispatcher
+from bot.exporting import ExportBuilder
 from bot.outbox import Outbox, Transport
 from bot.scheduler import Scheduler
 from commands.config import Config, load_config
@@ -89,7 +90,8 @@ def build_runtime(env: Env, transport: Transport, *, config: Config | None = Non
                 raise
     # a claim outlives the longest attempt: a lookup and a send, each bounded by the client timeout
     claim_for = timedelta(seconds=max(5.0, 4 * env.slack_timeout))
-    outbox = Outbox(engine, transport, clock, workers=outbox_workers, pace_s=outbox_pace_s, claim_for=claim_for)
+    outbox = Outbox(engine, transport, clock, workers=outbox_workers, pace_s=outbox_pace_s, claim_for=claim_for,
+                    build_file=ExportBuilder(engine, config, clock, env.secrets))
     dispatcher = Dispatcher(engine=engine, config=config, clock=clock)
     scheduler = Scheduler(dispatcher, interval=scheduler_interval)
     wire(dispatcher, outbox, scheduler)

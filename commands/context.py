@@ -144,13 +144,15 @@ def roles_of(session: Session, launch_id: int, user: str) -> list[str]:
     return [role for role, holder in roster(session, launch_id).items() if holder == user]
 
 
-def upload(ctx: Context, channel: str, filename: str, content: str, template: str, *, kind: str = "export.file",
-           **values: Any) -> None:
-    """Queue a file for the channel (outbox method `files.upload`); its title and comment come from a template."""
+def upload(ctx: Context, channel: str, filename: str, build: dict[str, Any], template: str, *,
+           kind: str = "export.file", **values: Any) -> None:
+    """Queue a file for the channel (outbox method `files.upload`); its title and comment come from a template.
+    The row keeps what to build (`build`), not the file: the outbox builds it when it sends it
+    (bot/exporting.py `ExportBuilder`), so a queued export is small and shows the record as it is then."""
     with_context(ctx, values)
     comment = render(f"{template}.j2", **values)
     if ctx.rehearsal:
         comment = "[REHEARSAL] " + comment
         filename = "rehearsal-" + filename
     queue(ctx, channel, kind=kind, method="files.upload",
-                 payload={"filename": filename, "title": filename, "content": content, "initial_comment": comment})
+          payload={"filename": filename, "title": filename, "build": build, "initial_comment": comment})

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
+from bot.outbox_order import rank
 from db.models import Launch, OutboxMessage
 from db.session import transaction
 from tests.conftest import POSTGRES
@@ -74,7 +75,7 @@ def landed_posts(standin: SlackStandin) -> list[dict[str, Any]]:
 
 def assert_exactly_once(bot: Harness) -> dict[int, OutboxMessage]:
     """Each sent post row landed once; none landed twice; none landed for an unsent row;
-    within a thread, and among a channel's top-level posts of one urgency, rows landed in id order
+    within a thread, and among a channel's top-level posts of one rank, rows landed in id order
     (a row merged into another's post landed with it)."""
     rows = {r.id: r for r in bot.outbox() if r.id is not None}
     posts = landed_posts(bot.standin)
@@ -103,11 +104,11 @@ DELIVERED = frozenset({"sent", "merged", "superseded"})
 
 def out_of_order(rows: dict[int, OutboxMessage], posts: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     """The queues whose posts did not land in id order: each thread, and each channel's top-level posts
-    of one urgency (urgent ones go before routine ones: bot/outbox_order.py)."""
+    of one rank (a rollback's first, then the other urgent ones, then routine ones: bot/outbox_order.py)."""
     by_queue: dict[tuple[str, Any], list[int]] = {}
     for p in posts:
         row = rows.get(outbox_id(p))  # type: ignore[arg-type]
-        where = p.get("thread_ts") or (row.urgent if row else None)
+        where = p.get("thread_ts") or (rank(row.kind, row.urgent) if row else None)
         by_queue.setdefault((str(p["channel"]), where), []).append(outbox_id(p))  # type: ignore[arg-type]
     return [queue_of for queue_of, seq in by_queue.items() if seq != sorted(seq)]
 

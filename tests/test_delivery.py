@@ -25,9 +25,10 @@ from bot.outbox_order import MERGED_TEXT_LIMIT
 from bot.runtime import build_runtime
 from bot.terminal import Console, ShellTransport
 from bot.transport import SlackTransport, make_client
-from commands.config import Config
+from commands.config import Config, parse_config
 from db.models import MessageRef, Rollback
 from db.session import make_engine
+from tests.conftest import TEST_CONFIG
 from tests.faults import assert_exactly_once, outbox_id, pending, queue
 from tests.harness import TOKEN, Harness
 from tests.standin import Call, SlackStandin
@@ -83,8 +84,7 @@ class Paced:
         return [c for c in self.bot.standin.calls if c.status == 429]
 
 
-@pytest.fixture
-def paced(standin: SlackStandin, database_url: str, config: Config, clock: ManualClock) -> Iterator[Paced]:
+def at_slacks_pace(standin: SlackStandin, database_url: str, config: Config, clock: ManualClock) -> Iterator[Paced]:
     slack_time = SlackTime()
     standin.enforce_pacing = True
     standin.pace_clock = slack_time.monotonic
@@ -93,6 +93,17 @@ def paced(standin: SlackStandin, database_url: str, config: Config, clock: Manua
     outbox.pace_s, outbox.update_pace_s, outbox.wall = 1.0, 1.2, slack_time.now
     yield Paced(bot, slack_time, [outbox])
     bot.close()
+
+
+@pytest.fixture
+def paced(standin: SlackStandin, database_url: str, config: Config, clock: ManualClock) -> Iterator[Paced]:
+    yield from at_slacks_pace(standin, database_url, config, clock)
+
+
+@pytest.fixture
+def paced_with_limits(standin: SlackStandin, database_url: str, clock: ManualClock) -> Iterator[Paced]:
+    """At Slack's pace, with the default limits (20 commands a minute, 10 declarations an hour)."""
+    yield from at_slacks_pace(standin, database_url, parse_config({**TEST_CONFIG, "limits": None}), clock)
 
 
 def ok(r: Any) -> None:
@@ -168,10 +179,47 @@ def test_a_sev1_declared_behind_a_backlog_goes_next(paced: Paced) -> None:
     ok(bot.slash("/rollback", "payments down"))
     paced.run(60)
     after = paced.landed()[before:]
-    assert "payments down behind the backlog" in after[0][1].args["text"]  # the very next post
-    assert "Rollback requested" in after[1][1].args["text"]  # then the rollback confirmation
+    # a rollback's confirmation goes before every other urgent post, the sev1 before the routine backlog
+    assert "Rollback requested" in after[0][1].args["text"]  # the very next post, though asked for second
+    assert "payments down behind the backlog" in after[1][1].args["text"]  # then the sev1
     assert after[0][0] - declared <= 1.2 and after[1][0] - declared <= 2.4
     assert paced.refused() == []
+    assert_exactly_once(bot)
+
+
+def test_a_flood_of_declarations_never_holds_up_the_commanders_rollback(paced_with_limits: Paced) -> None:
+    """Issue 18's acceptance: 60 sev1s from one user store the limit (10, each an urgent notification); the
+    rollback's confirmation, then its broadcast, are posted within 3 s of the commander's command and
+    click, ahead of the queued sev1s; the sev1s still go before the routine backlog."""
+    paced, bot = paced_with_limits, paced_with_limits.bot
+    paced.run(30)  # the marks already due at the start, out of the way
+    backlog = queue(bot, WAR_ROOM, 10, label="routine") + queue(bot, "C0OPERATORS", 5, label="routine")
+    replies = [str(bot.slash("/incident", f"sev1 flood {i}", user="U0FLOOD").json()["text"]) for i in range(60)]
+    assert sum("Declared INC-" in r for r in replies) == 10 and len(bot.incidents()) == 10
+    assert all("try again in" in r for r in replies if "Declared INC-" not in r)
+    paced.run(2, until_empty=False)  # a notification or two are out; the rest wait
+    asked = paced.time.seconds
+    ok(bot.slash("/rollback", "the flood buried checkout"))
+    paced.run(3, until_empty=False)
+    posted = [t for t, c in paced.landed() if "Rollback requested" in str(c.args["text"])]
+    assert len(posted) == 1 and posted[0] - asked <= 3.0, f"confirmation at {posted}, asked at {asked}"
+    waiting = [c for _, c in paced.landed() if str(c.args["text"]).startswith("INCIDENT")]
+    assert len(waiting) < 10  # the sev1s were still queued: it went before them
+    clicked = paced.time.seconds
+    assert bot.block_actions("rollback_confirm", str(_rollback_id(bot))).status_code == 200
+    paced.run(3, until_empty=False)
+    for channel in (WAR_ROOM, "C0OPERATORS"):
+        broadcast = [t for t, c in paced.landed() if c.args["channel"] == channel
+                     and str(c.args["text"]).startswith("Rollback initiated at")]
+        assert len(broadcast) == 1 and broadcast[0] - clicked <= 3.0, (channel, broadcast, clicked)
+    updated = [t for t, c in paced.landed("chat.update") if "Rollback confirmed" in str(c.args["text"])]
+    assert len(updated) == 1 and updated[0] - clicked <= 3.0, (updated, clicked)
+    paced.run(120)
+    posts = [c.args for _, c in paced.landed()]
+    notifications = [i for i, p in enumerate(posts) if str(p["text"]).startswith("INCIDENT")]
+    routine = [i for i, p in enumerate(posts) if outbox_id(p) in backlog and p["channel"] == WAR_ROOM]
+    assert len(notifications) == 10 and max(notifications) < min(routine)  # urgent before routine still
+    assert pending(bot) == 0 and paced.refused() == []
     assert_exactly_once(bot)
 
 

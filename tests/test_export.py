@@ -250,3 +250,58 @@ def test_user_text_forms_no_link_or_image_in_the_retrospective(bot: Harness) -> 
     html = MarkdownIt("gfm-like").render(retro)
     assert "evil.example" in html  # the text is there, as text
     assert "evil.example" not in "".join(part for part in html.split("<a ")[1:]) and "<img" not in html
+
+
+# -- built at send time ---------------------------------------------------------------------
+
+def stored_upload_bytes(bot: Harness) -> list[int]:
+    """What each export's outbox row holds, as the database stores it (its JSON payload's length)."""
+    from sqlalchemy import String, cast, func
+    from sqlmodel import select
+
+    with bot.session() as s:
+        return [int(n) for n in s.exec(select(func.length(cast(OutboxMessage.payload, String)))
+                                       .where(OutboxMessage.method == "files.upload")).all()]
+
+
+def test_forty_exports_store_what_to_build_not_the_files(bot: Harness) -> None:
+    for i in range(10):  # a record worth exporting: each file is tens of kilobytes
+        bot.slash("/incident", f"sev3 slow page {i} " + "details " * 40)
+        for k in range(3):
+            bot.slash("/incident", f"update INC-{i + 1} step {k} " + "findings " * 40)
+    bot.deliver()
+    holders = ["U0COMMANDER", "U0CX", "U0ENG", "U0SCRIBE"]
+    for i in range(40):
+        r = bot.slash("/export", ("ndjson", "csv", "md", "ndjson")[i % 4], user=holders[i % 4])
+        assert "it will appear in the war room" in r.json()["text"]
+    queued = stored_upload_bytes(bot)
+    assert len(queued) == 40 and max(queued) < 1000  # format, launch, requester, the comment: no file
+    assert bot.standin.calls_to("files.getUploadURLExternal") == []  # nothing built or sent yet
+    bot.deliver()
+    files = list(bot.standin.uploads.values())
+    assert len(files) == 40 and len(bot.standin.shared_files) == 40
+    assert sum(len(f) for f in files) > 40 * 10_000  # the files were large ...
+    stored = stored_upload_bytes(bot)
+    assert max(stored) < 1000 and sum(stored) < sum(len(f) for f in files) / 100  # ... and never stored
+    rows = [m for m in bot.outbox() if m.method == "files.upload"]
+    assert all(m.status == "sent" and "content" not in m.payload for m in rows)
+    assert sorted(m.payload["bytes"] for m in rows) == sorted(len(f) for f in files)  # the record keeps the size
+
+
+def test_an_export_shows_the_record_as_it_is_when_it_is_sent(bot: Harness) -> None:
+    bot.slash("/incident", "sev2 checkout slow")
+    bot.slash("/export", "csv", user="U0CX")
+    bot.slash("/export", "ndjson", user="U0CX")
+    # after the request, before the outbox sends it
+    bot.slash("/incident", "sev3 search slow", user="U0ENG")
+    bot.clock.advance(timedelta(minutes=7))
+    bot.slash("/incident", "resolve INC-1 fixed")
+    bot.deliver()
+    csv_file, ndjson_file = (bot.standin.uploads[c.args["file_id"]].decode() for c in bot.standin.attempts("upload"))
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(csv_file, newline=""))}
+    assert set(rows) == {"INC-1", "INC-2"}
+    assert rows["INC-1"]["status"] == "resolved" and rows["INC-1"]["time_to_resolve_s"] == "420"
+    kinds = [json.loads(line)["kind"] for line in ndjson_file.splitlines()]
+    assert kinds.count("incident.declared") == 2 and "incident.resolved" in kinds
+    requested = bot.events("export.requested")
+    assert [e.payload["format"] for e in requested] == ["csv", "ndjson"] and "bytes" not in requested[0].payload
