@@ -15,6 +15,7 @@ from commands.errors import CommandError, Refused
 from commands.parse import parse_incident_id, parse_severity, parse_user
 from commands.registry import action, slash, view
 from commands.render import render, reply
+from db.channels import room_of
 from db.models import Incident, Launch
 
 USAGE = reply("incident.usage")
@@ -30,6 +31,11 @@ _FIELD_SPLIT = re.compile(r"\s*\|\s*(?=(?:impact|workaround)\s*:)", re.IGNORECAS
 
 def incident_ref(incident: Incident) -> str:
     return f"incident:{incident.id}"
+
+
+def room_ref(incident: Incident) -> str:
+    """The notification's copy in the incident's own channel (commands/incident_channels.py)."""
+    return f"incident:{incident.id}:room"
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,9 @@ def declare(ctx: Context, decl: Declaration) -> Incident:
     post(ctx, ctx.launch.war_room, "incident", kind="incident.notification", ref=incident_ref(incident),
          urgent=decl.severity in ("sev1", "sev2"), **incident_values(ctx, incident))
     arm_incident_clocks(ctx, incident)
+    from commands.incident_channels import open_channel  # it builds on this module
+
+    open_channel(ctx, incident)
     return incident
 
 
@@ -99,7 +108,8 @@ def next_incident_number(ctx: Context) -> int:
 
 
 def incident_values(ctx: Context, incident: Incident) -> dict[str, Any]:
-    return {"incident": incident, "severity": ctx.config.severity(incident.severity)}
+    return {"incident": incident, "severity": ctx.config.severity(incident.severity),
+            "room": room_of(ctx.session, incident.id) if ctx.config.incident_channels else None}
 
 
 def load(ctx: Context, token: str, usage: str = USAGE, *, lock: bool = True) -> Incident:
@@ -124,8 +134,12 @@ def require_owner_or_commander(ctx: Context, incident: Incident, command: str) -
 
 def refresh_message(ctx: Context, incident: Incident) -> None:
     """Show the incident's current state on its original message."""
+    values = incident_values(ctx, incident)
     post(ctx, ctx.launch.war_room, "incident", kind="incident.message_update", update_ref=incident_ref(incident),
-         **incident_values(ctx, incident))
+         **values)
+    if values["room"] is not None and values["room"].status == "open":  # its copy there too
+        post(ctx, values["room"].channel_id, "incident", kind="incident.message_update", update_ref=room_ref(incident),
+             **values)
 
 
 def thread(ctx: Context, incident: Incident, template: str, kind: str, **values: Any) -> None:
@@ -165,6 +179,9 @@ def resolve(ctx: Context, incident: Incident, note: str) -> Result:
            after_s=(ctx.now - incident.declared_at).total_seconds())
     thread(ctx, incident, "incident_resolved", "incident.resolved")
     refresh_message(ctx, incident)
+    from commands.incident_channels import archive_later
+
+    archive_later(ctx, incident)
     return Result(reply=reply("incident.resolved", incident=incident))
 
 
@@ -198,6 +215,9 @@ def change_severity(ctx: Context, incident: Incident, word: str) -> Result:
     ctx.session.add(incident)
     record(ctx, "incident.severity_changed", incident_id=incident.id, number=incident.number, before=old, after=new)
     severity_changed(ctx, incident)
+    from commands.incident_channels import open_channel
+
+    open_channel(ctx, incident)  # re-rated into a severity that gets a channel
     thread(ctx, incident, "incident_severity", "incident.severity_changed",
            before=ctx.config.severity(old), after=ctx.config.severity(new))
     refresh_message(ctx, incident)
