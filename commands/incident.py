@@ -6,10 +6,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from markupsafe import Markup
 from sqlalchemy import update
 from sqlmodel import select
 
 from commands.clocks import arm_incident_clocks, cancel_incident_clocks, severity_changed
+from commands.config import Config
 from commands.context import Context, Result, post, record, role_holder
 from commands.errors import CommandError, Refused
 from commands.parse import parse_incident_id, parse_severity, parse_user
@@ -26,6 +28,7 @@ OWNER_USAGE = reply("incident.usage_owner")
 MAX_SUMMARY = 500
 MAX_TEXT = 2000
 OPEN = ("open", "acknowledged")
+PERMALINK = re.compile(r"^https://[a-z0-9.-]+\.slack\.com/archives/[A-Z0-9]{2,40}/p\d{6,20}\Z")  # chat.getPermalink's
 _FIELD_SPLIT = re.compile(r"\s*\|\s*(?=(?:impact|workaround)\s*:)", re.IGNORECASE)
 
 
@@ -259,9 +262,23 @@ def show(ctx: Context, incident: Incident) -> Result:
 
 
 def declare_modal(ctx: Context) -> Result:
+    return Result(modal=declaration_modal(ctx.config))
+
+
+def declaration_modal(config: Config, summary: str = "", link: str | None = None) -> dict[str, Any]:
+    """The declare form; from a message (the declare_incident shortcut) with its text as the summary and,
+    once Slack gave it, the link to it (a permalink, kept in private_metadata: the incident's `source`)."""
     from commands.render import render_blocks
 
-    return Result(modal=render_blocks("incident_declare_modal.json.j2", severities=ctx.config.severities)[0])
+    link = link.split("?", 1)[0] if link else None
+    return render_blocks("incident_declare_modal.json.j2", severities=config.severities,
+                         summary=Markup(summary.strip()[:MAX_SUMMARY]),  # plain text: shown as it was written
+                         link=Markup(link) if link and PERMALINK.match(link) else None)[0]
+
+
+def message_source(link: str | None) -> str | None:
+    """The permalink a declaration from a message keeps, if it is one (nothing else is stored)."""
+    return link if link and len(link) <= 200 and PERMALINK.match(link) else None
 
 
 @slash("/incident", usage=USAGE, summary="declare and work incidents (sev1-sev4)")
@@ -316,7 +333,8 @@ def resolve_button(ctx: Context, value: str) -> Result:
 def declare_submitted(ctx: Context, values: dict[str, str]) -> Result:
     severity = parse_severity(values.get("severity", ""))
     decl = Declaration(severity=severity or "", summary=values.get("summary", "").strip(),
-                       impact=values.get("impact", "").strip(), workaround=values.get("workaround", "").strip())
+                       impact=values.get("impact", "").strip(), workaround=values.get("workaround", "").strip(),
+                       source=message_source(values.get("source")))
     if severity is None:
         return Result(view_errors={"severity": reply("incident.choose_a_severity")})
     try:
