@@ -18,6 +18,7 @@ from typing import Any
 
 from commands.context import Context, post, queue, record, role_holder
 from commands.incident import incident_values, room_ref, thread
+from commands.parse import USER_ID
 from commands.registry import timer
 from db.channels import IncidentChannel, room_of
 from db.models import Incident, Timer
@@ -56,7 +57,7 @@ def invitees(ctx: Context, incident: Incident) -> list[str]:
     """The owner, the commander and the holders of the roles the severity escalates to, each once."""
     roles = ("commander", *ctx.config.severity(incident.severity).escalate_to)
     people = [incident.owner, *(role_holder(ctx.session, ctx.launch.id, role) for role in roles)]
-    return list(dict.fromkeys(p for p in people if p))
+    return list(dict.fromkeys(p for p in people if p and USER_ID.match(p)))  # not "warroom" (a probe's)
 
 
 def archive_later(ctx: Context, incident: Incident) -> None:

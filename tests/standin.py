@@ -177,6 +177,7 @@ class SlackStandin:
             self.rejections.clear()
             self._last_post.clear()
             self._updates_at.clear()
+            self.channels.clear()
         self._outage_until = 0.0
 
     # -- answering -------------------------------------------------------

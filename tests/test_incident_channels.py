@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
@@ -204,3 +205,12 @@ def test_bad_config_is_refused_with_its_key_path() -> None:
     text = str(exc.value)
     assert "incident_channels.severities" in text and "incident_channels.prefix" in text
     assert "incident_channels.archive_after" in text
+
+
+def test_the_shell_opens_a_channel_of_its_own(tmp_path: Path) -> None:
+    from tests.test_shell import run_piped
+
+    (tmp_path / "warroom.yaml").write_text("incident_channels: {severities: [sev1]}\n", encoding="utf-8")
+    out, _, _ = run_piped(tmp_path, ["/incident sev1 Checkout is down", "/incident ack INC-1"])
+    assert "bot opened #inc-1-checkout-is-down" in out
+    assert "Channel: #inc-1-checkout-is-down" in out
