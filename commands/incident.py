@@ -239,6 +239,9 @@ def change_owner(ctx: Context, incident: Incident, user_token: str) -> Result:
     record(ctx, "incident.owner_changed", incident_id=incident.id, number=incident.number, before=before, after=user)
     thread(ctx, incident, "incident_owner", "incident.owner_changed", before=before)
     refresh_message(ctx, incident)
+    from commands.incident_channels import invite
+
+    invite(ctx, incident, user)  # into the incident's channel, if it has one
     return Result(reply=reply("incident.now_owner", incident=incident, user=user))
 
 

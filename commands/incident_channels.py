@@ -60,6 +60,14 @@ def invitees(ctx: Context, incident: Incident) -> list[str]:
     return list(dict.fromkeys(p for p in people if p and USER_ID.match(p)))  # not "warroom" (a probe's)
 
 
+def invite(ctx: Context, incident: Incident, user: str) -> None:
+    """A new owner joins the incident's channel (one still being created invites the owner of its time)."""
+    room = room_of(ctx.session, incident.id)
+    if room is not None and room.status == "open" and room.channel_id and USER_ID.match(user):
+        _step(ctx, incident, room.channel_id, "conversations.invite", {"channel": room.channel_id, "users": user},
+              "invite", user=user)
+
+
 def archive_later(ctx: Context, incident: Incident) -> None:
     """The incident is resolved: its channel is archived `archive_after` from now."""
     room = room_of(ctx.session, incident.id)
@@ -127,8 +135,7 @@ def _created(ctx: Context, incident: Incident, room: IncidentChannel, answer: di
         post(ctx, room.channel_id, "incident", kind="incident.notification", ref=room_ref(incident),
              urgent=incident.severity in ("sev1", "sev2"), **incident_values(ctx, incident))
         for user in invitees(ctx, incident):
-            _step(ctx, incident, room.channel_id, "conversations.invite", {"channel": room.channel_id, "users": user},
-                  "invite", user=user)
+            invite(ctx, incident, user)
         # the war room's notification links the channel (the channel's own copy was just posted as it is)
         post(ctx, ctx.launch.war_room, "incident", kind="incident.message_update", update_ref=f"incident:{incident.id}",
              **incident_values(ctx, incident))

@@ -18,7 +18,7 @@ from commands.incident_channels import channel_name
 from db.channels import IncidentChannel
 from db.models import Timer
 from tests.conftest import TEST_CONFIG
-from tests.console_helpers import COMMANDER, ENG, EXEC, WAR_ROOM, click, message, slash, ts_of
+from tests.console_helpers import COMMANDER, ENG, EXEC, INJECTION, WAR_ROOM, click, message, slash, ts_of
 from tests.harness import Harness
 from tests.standin import SlackStandin
 
@@ -135,12 +135,16 @@ def test_a_bot_that_may_not_create_channels_says_so_and_the_incident_goes_on(bot
     assert "<#" not in message(bot, WAR_ROOM, ts_of(bot, "incident:1"))["text"]
 
 
+@pytest.mark.parametrize("dies", ["after the create", "after the invites were queued"])
 def test_a_restart_half_way_through_the_set_up_resumes_it_and_makes_no_second_channel(
-        standin: SlackStandin, database_url: str, clock: ManualClock) -> None:
+        standin: SlackStandin, database_url: str, clock: ManualClock, dies: str) -> None:
     first = Harness(standin, database_url, channels_config(), clock)
     slash(first, "/incident", f"sev1 {SUMMARY}")
     first.deliver()  # the notification and the create went out; the step that follows did not run
     assert len(standin.calls_to("conversations.create")) == 1
+    if dies == "after the invites were queued":
+        first.tick()  # the create's answer recorded: the channel's post and invites queued, not sent
+        assert [m.status for m in first.outbox() if m.method == "conversations.invite"] == ["pending"] * 3
     assert standin.attempts("conversations.invite") == []
     first.close()  # the process dies here
 
@@ -150,9 +154,21 @@ def test_a_restart_half_way_through_the_set_up_resumes_it_and_makes_no_second_ch
         assert len(standin.attempts("conversations.create")) == 1
         cid = standin.channel_named(NAME)["id"]  # type: ignore[index]
         assert members(standin, cid) >= {COMMANDER, ENG, EXEC}
+        assert len(standin.attempts("conversations.invite")) == 3 and len(standin.posts(cid)) == 1
         assert f"<#{cid}>" in message(second, WAR_ROOM, ts_of(second, "incident:1"))["text"]
     finally:
         second.close()
+
+
+def test_a_new_owner_is_invited_and_hostile_summaries_make_plain_names(bot: Harness) -> None:
+    slash(bot, "/incident", f"sev1 {INJECTION}")
+    settle(bot)
+    [room] = rooms(bot)
+    assert room.name == "inc-1-channel-u0exec-https-evil-example-click"
+    assert "<!channel>" not in bot.posts(room.channel_id or "")[0]["text"]
+    slash(bot, "/incident", "owner INC-1 <@U0DEVOPS>")
+    settle(bot)
+    assert "U0DEVOPS" in members(bot.standin, room.channel_id or "")
 
 
 def test_a_create_whose_answer_was_lost_is_looked_up_not_made_twice(
