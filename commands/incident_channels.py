@@ -17,7 +17,7 @@ import unicodedata
 from typing import Any
 
 from commands.context import Context, post, queue, record, role_holder
-from commands.incident import incident_values, room_ref, thread
+from commands.incident import incident_ref, incident_values, room_ref, thread
 from commands.parse import USER_ID
 from commands.registry import timer
 from db.channels import IncidentChannel, room_of
@@ -137,7 +137,7 @@ def _created(ctx: Context, incident: Incident, room: IncidentChannel, answer: di
         for user in invitees(ctx, incident):
             invite(ctx, incident, user)
         # the war room's notification links the channel (the channel's own copy was just posted as it is)
-        post(ctx, ctx.launch.war_room, "incident", kind="incident.message_update", update_ref=f"incident:{incident.id}",
+        post(ctx, ctx.launch.war_room, "incident", kind="incident.message_update", update_ref=incident_ref(incident),
              **incident_values(ctx, incident))
         if room.attempt > 1 and settings is not None:
             thread(ctx, incident, "incident_channel_renamed", "incident.channel_renamed",
