@@ -54,6 +54,10 @@ PERMANENT_ERRORS = frozenset({
 AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "missing_scope"})
 AUTH_BACKOFF_S = 60.0
 METADATA_EVENT = "warroom_outbox"
+# Incident channels (commands/incident_channels.py, commands/pins.py): a row of these methods arms a timer
+# that gets Slack's answer (`answer`) and carries on the set-up, or says what failed, itself.
+ANSWERED_METHODS = frozenset({"conversations.create", "conversations.invite", "conversations.archive",
+                              "conversations.history", "conversations.replies"})
 
 
 class LookupFailed(Exception):
@@ -81,6 +85,7 @@ class Outcome:
     transient: str | None = None  # 5xx, connection error: back off and retry
     uncertain: bool = False  # the request may have landed: look before resending
     unconfirmed: str | None = None  # it may have landed and Slack will not say (LookupImpossible): stop
+    answer: dict[str, Any] | None = None  # for ANSWERED_METHODS: what of Slack's answer the armed timer reads
 
 
 class Transport(Protocol):
@@ -281,6 +286,8 @@ class Outbox:
         armed = False
         unconfirmed = blind if outcome.ok else outcome.unconfirmed  # what the war room hears about, if any
         pace = (self.update_pace_s if claim.key == UPDATES else self.pace_s) if sent else 0.0
+        answer = None if message.method not in ANSWERED_METHODS else {
+            "ok": outcome.ok, "ts": outcome.ts, "error": outcome.permanent or outcome.unconfirmed, **(outcome.answer or {})}
         with transaction(self.engine) as session:
             row = session.exec(select(OutboxMessage).where(OutboxMessage.id == message.id).with_for_update(key_share=True)).one()
             riding = list(session.exec(select(OutboxMessage).where(
@@ -300,18 +307,18 @@ class Outbox:
                     rider.status, rider.ts, rider.sent_at = "merged", outcome.ts, now
                 if row.ref and outcome.ts:
                     session.merge(MessageRef(ref=row.ref, channel=row.channel, ts=outcome.ts))
-                armed = self._arm_timer(session, row.arms_timer_id, now)
+                armed = self._arm_timer(session, row.arms_timer_id, now, answer)
             elif outcome.unconfirmed:  # may have landed, may not: kept, never sent again
                 row.status, row.error = "unconfirmed", f"unconfirmed: {outcome.unconfirmed}"
                 for rider in riding:
                     rider.status, rider.error = "unconfirmed", row.error
-                armed = self._arm_timer(session, row.arms_timer_id, now)
+                armed = self._arm_timer(session, row.arms_timer_id, now, answer)
             elif outcome.permanent:
                 row.status, row.error = "failed", outcome.permanent
                 for rider in riding:
                     rider.status, rider.error = "failed", outcome.permanent
-                armed = self._arm_timer(session, row.arms_timer_id, now)
-                failed = [row, *riding]
+                armed = self._arm_timer(session, row.arms_timer_id, now, answer)
+                failed = [row, *riding] if row.method not in ANSWERED_METHODS else []  # its timer says
             else:
                 if outcome.retry_after is not None:  # Slack answered: not a failure of Slack's, not counted
                     wait = outcome.retry_after
@@ -352,13 +359,16 @@ class Outbox:
         ).rowcount)
 
     @staticmethod
-    def _arm_timer(session: Session, timer_id: int | None, now: Any) -> bool:
-        """An escalation counts from when its ping was actually posted: arm the next one now."""
+    def _arm_timer(session: Session, timer_id: int | None, now: Any, answer: dict[str, Any] | None = None) -> bool:
+        """An escalation counts from when its ping was actually posted: arm the next one now.
+        `answer`: Slack's, for the timer's handler (ANSWERED_METHODS)."""
         if timer_id is None:
             return False
         timer = session.get(Timer, timer_id)
         if timer is not None and timer.done_at is None and timer.due_at is None:
             timer.due_at = now + timedelta(seconds=timer.delay_s or 0)
+            if answer is not None:
+                timer.payload = {**timer.payload, "answer": answer}
             session.add(timer)
             return True
         return False

@@ -41,6 +41,7 @@ UPDATES = "chat.update"  # the pace key of the workspace's updates (ChannelPace 
 # within that, so one long reply goes alone and a long run of them is split into several posts
 MERGED_TEXT_LIMIT = 4000
 REPLY_SEPARATOR = "\n\n"
+LOOKED_UP = ("chat.postMessage", "conversations.create")  # a send in doubt is looked for before it is resent
 # ranks, best first: a rollback's urgent messages (its confirmation, the confirmation's updates, the
 # broadcast: kinds `rollback.…`), the other urgent ones, routine ones
 ROLLBACK, URGENT, ROUTINE = 0, 1, 2
@@ -243,7 +244,7 @@ def _take(session: Session, turn: Turn, wall: datetime, worker: str, claim_for: 
         OutboxMessage.uncertain == row.uncertain,  # type: ignore[arg-type]
         (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until <= wall),  # type: ignore[union-attr]
     ).values(claimed_until=wall + claim_for, claimed_by=worker,
-             uncertain=row.uncertain or row.method == "chat.postMessage")).rowcount
+             uncertain=row.uncertain or row.method in LOOKED_UP)).rowcount
     if won != 1:
         end_turn(session, turn.key, wall)
         return None

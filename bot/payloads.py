@@ -57,6 +57,8 @@ def clean(body: dict[str, Any]) -> dict[str, Any]:
         return _block_actions(body)
     if kind in ("view_submission", "view_closed"):
         return _view(body)
+    if kind == "message_action":
+        return _message_action(body)
     if kind == "event_callback":
         return _event(body)
     if kind == "url_verification":
@@ -121,6 +123,23 @@ def _block_actions(p: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _message_action(p: dict[str, Any]) -> dict[str, Any]:
+    """A message shortcut (`declare_incident`): the message it was used on, and where."""
+    body = _interactive_base(p)
+    body["callback_id"] = _str(p, "callback_id", required=True)
+    for key in ("action_ts", "message_ts"):
+        if p.get(key) is not None:
+            body[key] = _str(p, key)
+    channel = _dict(p.get("channel"), "channel")
+    body["channel"] = {"id": _slack_id(channel, "id", required=True), "name": _str(channel, "name")}
+    m = _dict(p.get("message"), "message")
+    body["message"] = {"type": _str(m, "type"), "ts": _str(m, "ts", required=True), "text": _str(m, "text") or "",
+                       "thread_ts": _str(m, "thread_ts"), "bot_id": _str(m, "bot_id")}
+    if isinstance(m.get("user"), str):
+        body["message"]["user"] = _slack_id(m, "user")
+    return body
+
+
 def _view(p: dict[str, Any]) -> dict[str, Any]:
     body = _interactive_base(p)
     v = _dict(p.get("view"), "view")
@@ -153,6 +172,12 @@ def _event(p: dict[str, Any]) -> dict[str, Any]:
         event["user"] = _slack_id(e, "user")
     if isinstance(e.get("channel"), str):
         event["channel"] = _slack_id(e, "channel")
+    if event["type"] == "reaction_added":  # a :pushpin: on a message (commands/pins.py)
+        event["reaction"] = _str(e, "reaction", required=True)
+        item = _dict(e.get("item"), "item")
+        event["item"] = {"type": _str(item, "type"), "channel": _slack_id(item, "channel"), "ts": _str(item, "ts")}
+        if isinstance(e.get("item_user"), str):
+            event["item_user"] = _slack_id(e, "item_user")
     body = {"type": "event_callback", "event_id": _str(p, "event_id", required=True), "event": event}
     for key in ("team_id", "api_app_id", "token", "enterprise_id"):
         if p.get(key) is not None:

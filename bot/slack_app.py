@@ -23,6 +23,8 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.dispatch import Dispatcher, Replayed, remember_request
 from bot.payloads import Rejected, clean, parse, request_key
+from commands.incident import declaration_modal
+from commands.pins import pin_requested
 from commands.render import reply
 from db.models import Activity, Launch
 from db.session import transaction
@@ -94,6 +96,8 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
                   ((view.get("state") or {}).get("values") or {}).items() if isinstance(actions, dict)}
         flat = {block: str(v.get("value") or (v.get("selected_option") or {}).get("value") or "")
                 for block, v in values.items() if isinstance(v, dict)}
+        if view.get("private_metadata"):  # a declaration from a message: the link to it
+            flat.setdefault("source", str(view["private_metadata"]))
         result = dispatcher.view(view.get("callback_id", ""), flat, (body.get("user") or {}).get("id", ""), None,
                                  request_key=context.get("request_key"))
         if result.view_errors:
@@ -115,6 +119,31 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
             launch = session.exec(select(Launch).where(Launch.war_room == channel)).first()
             if launch is not None:
                 session.add(Activity(launch_id=launch.id, user_id=user, at=dispatcher.clock.now(), source="message"))
+
+    def on_declare_shortcut(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+        """The `declare_incident` message shortcut: the declare modal with the message's text, opened first
+        (the trigger id lives 3 s); the link to the message (chat.getPermalink) follows by views.update."""
+        key = context.get("request_key")
+        if key and not _first_time(dispatcher, key):
+            raise Replayed()
+        ack()
+        message, channel = body.get("message") or {}, (body.get("channel") or {}).get("id")
+        opened = client.views_open(trigger_id=body.get("trigger_id", ""),
+                                   view=declaration_modal(dispatcher.config, message.get("text") or ""))
+        view = opened.get("view") or {}
+        if channel and message.get("ts") and view.get("id"):
+            replies.submit(_link_declaration, client, dispatcher, view, channel, message)
+
+    app.shortcut("declare_incident")(on_declare_shortcut)
+
+    @app.event("reaction_added")
+    def on_reaction(event: dict[str, Any]) -> None:
+        """A :pushpin: on a message in an incident's channel or thread: into its timeline (commands/pins.py)."""
+        item = event.get("item") or {}
+        if event.get("reaction") != "pushpin" or item.get("type") != "message" or not event.get("user"):
+            return
+        channel, ts = str(item.get("channel") or ""), str(item.get("ts") or "")
+        dispatcher.run(event["user"], channel, lambda ctx: pin_requested(ctx, channel, ts), "reaction pushpin")
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
@@ -157,6 +186,17 @@ def _first_time(dispatcher: Dispatcher, key: str) -> bool:
         return True
     except (Replayed, IntegrityError):
         return False
+
+
+def _link_declaration(client: WebClient, dispatcher: Dispatcher, view: dict[str, Any], channel: str,
+                      message: dict[str, Any]) -> None:
+    """After the modal is open: the message's permalink, into the modal (and so into the declaration)."""
+    try:
+        link = client.chat_getPermalink(channel=channel, message_ts=message["ts"]).get("permalink")
+        client.views_update(view_id=view["id"], hash=view.get("hash"),
+                            view=declaration_modal(dispatcher.config, message.get("text") or "", link))
+    except Exception as exc:  # the form works without the link
+        log.warning("could not link the declare form to its message", extra={"error": type(exc).__name__})
 
 
 def _respond_quietly(respond: Respond, text: str) -> None:

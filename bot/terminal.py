@@ -151,6 +151,8 @@ class ShellTransport:
     def send(self, message: OutboxMessage, thread_ts: str | None, update_ts: str | None) -> Outcome:
         if message.method == "files.upload":
             return self._file(message)
+        if message.method.startswith("conversations."):
+            return self._conversation(message)
         with self._lock:
             ts = update_ts or f"{1_700_000_000 + next(self._ts):d}.000100"
         payload = message.payload
@@ -189,6 +191,21 @@ class ShellTransport:
         if self.on_file:
             self.on_file(path)
         return Outcome(ok=True)
+
+    def _conversation(self, message: OutboxMessage) -> Outcome:
+        """Incident channels in a terminal: a made-up channel id, said on the console; no message to read."""
+        p = message.payload
+        if message.method == "conversations.create":
+            with self._lock:
+                channel = f"C0TERM{next(self._ts):05d}"
+            self.names[channel] = "#" + str(p.get("name"))
+            self.console.print(f"{'':<12}  bot opened {self.names[channel]}")
+            return Outcome(ok=True, ts=channel, answer={"name": p.get("name")})
+        if message.method == "conversations.invite":
+            self.console.print(f"{self.channel(str(p.get('channel'))):<12}  bot invited {p.get('users')}")
+        elif message.method == "conversations.archive":
+            self.console.print(f"{self.channel(str(p.get('channel'))):<12}  bot archived the channel")
+        return Outcome(ok=True, answer={"message": None})
 
     def find_sent(self, message: OutboxMessage, thread_ts: str | None) -> str | None:
         return None

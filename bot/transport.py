@@ -11,7 +11,15 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
-from bot.outbox import AUTH_ERRORS, METADATA_EVENT, PERMANENT_ERRORS, LookupFailed, LookupImpossible, Outcome
+from bot.outbox import (
+    ANSWERED_METHODS,
+    AUTH_ERRORS,
+    METADATA_EVENT,
+    PERMANENT_ERRORS,
+    LookupFailed,
+    LookupImpossible,
+    Outcome,
+)
 from db.models import OutboxMessage
 
 log = logging.getLogger("warroom.transport")
@@ -19,6 +27,9 @@ LOOKUP_PAGES = 10  # 2,000 messages back: far more than one channel gets while a
 # a lookup answered so will be answered so again: the bot cannot read the channel
 LOOKUP_IMPOSSIBLE = frozenset({"not_in_channel", "channel_not_found", "missing_scope",
                                "method_not_supported_for_channel_type"})
+# incident channels: answers that mean "already done", which a repeat (or a person) may have caused
+ALREADY_DONE = {"conversations.invite": "already_in_channel", "conversations.archive": "already_archived"}
+MAX_PINNED_TEXT = 4000
 
 
 def make_client(token: str | None, api_url: str, *, timeout: float = 10, sdk_retries: bool = True) -> WebClient:
@@ -37,10 +48,13 @@ def make_client(token: str | None, api_url: str, *, timeout: float = 10, sdk_ret
 class SlackTransport:
     def __init__(self, client: WebClient) -> None:
         self.client = client
+        self._bot_user: str | None = None
 
     def send(self, message: OutboxMessage, thread_ts: str | None, update_ts: str | None) -> Outcome:
         if message.method == "files.upload":
             return self.upload(message, thread_ts)
+        if message.method in ANSWERED_METHODS:
+            return self.converse(message)
         args: dict[str, Any] = {"channel": message.channel, **message.payload}
         if message.method == "chat.postMessage":
             args["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": message.id}}
@@ -95,6 +109,59 @@ class SlackTransport:
         except (TimeoutError, URLError, OSError) as exc:
             return Outcome(ok=False, transient=type(exc).__name__, uncertain=True, ts=file_id)
 
+    # -- incident channels (commands/incident_channels.py, commands/pins.py) ------------------------------
+    def converse(self, message: OutboxMessage) -> Outcome:
+        """A conversations.* call; what its timer needs of the answer goes in `answer` (a created channel's id
+        in `ts`, as a file's is). Only a create is looked up before it is sent again: a repeat makes a second
+        channel, where a repeated invite, archive or read is harmless."""
+        create = message.method == "conversations.create"
+        try:
+            response = getattr(self.client, message.method.replace(".", "_"))(**message.payload)
+        except SlackApiError as exc:
+            if _error(exc) == ALREADY_DONE.get(message.method):
+                return Outcome(ok=True, answer={"already": True})
+            outcome = classify(exc)
+            status = exc.response.status_code
+            if create and outcome.transient and status >= 500 and status != 503:
+                return Outcome(ok=False, transient=outcome.transient, uncertain=True)
+            return outcome
+        except (TimeoutError, URLError, ConnectionError, OSError) as exc:
+            return Outcome(ok=False, transient=type(exc).__name__, uncertain=create)
+        if create:
+            channel = response.get("channel") or {}
+            return Outcome(ok=True, ts=channel.get("id"), answer={"name": channel.get("name")})
+        if message.method in ("conversations.history", "conversations.replies"):
+            wanted = message.payload.get("latest") or message.payload.get("ts")
+            found = next((m for m in response.get("messages") or [] if m.get("ts") == wanted), None)
+            return Outcome(ok=True, answer={"message": found and {
+                "ts": found.get("ts"), "user": found.get("user") or found.get("bot_id"),
+                "thread_ts": found.get("thread_ts"), "text": str(found.get("text") or "")[:MAX_PINNED_TEXT]}})
+        return Outcome(ok=True)
+
+    def _find_channel(self, message: OutboxMessage) -> str | None:
+        """The channel an earlier conversations.create of this row made, if Slack lists one of that name
+        created by the bot (a name someone else took meanwhile is not ours)."""
+        name = message.payload.get("name")
+        cursor: str | None = None
+        try:
+            if self._bot_user is None:
+                self._bot_user = str(self.client.auth_test().get("user_id"))
+            for _ in range(LOOKUP_PAGES):
+                response = self.client.conversations_list(types="public_channel", exclude_archived=True, limit=200,
+                                                          cursor=cursor)
+                for channel in response.get("channels") or []:
+                    if channel.get("name") == name:
+                        return channel.get("id") if channel.get("creator") == self._bot_user else None
+                cursor = ((response.get("response_metadata") or {}).get("next_cursor")) or None
+                if not cursor:
+                    return None
+        except SlackApiError as exc:
+            error = _error(exc)
+            raise (LookupImpossible if error == "missing_scope" else LookupFailed)(error) from None
+        except (TimeoutError, URLError, OSError) as exc:
+            raise LookupFailed(type(exc).__name__) from None
+        return None
+
     def _find_file(self, message: OutboxMessage) -> str | None:
         """The file an earlier attempt uploaded (its id kept in `ts`), if Slack shows it in the channel."""
         if not message.ts:
@@ -122,6 +189,8 @@ class SlackTransport:
         """
         if message.method == "files.upload":
             return self._find_file(message)
+        if message.method == "conversations.create":
+            return self._find_channel(message)
         if message.method != "chat.postMessage":
             return None
         cursor: str | None = None

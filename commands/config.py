@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from commands.config_channels import IncidentChannels
 from commands.config_file import ConfigError, bad, key_path_errors, must, read_yaml, shown
 from commands.defaults import (
     DEFAULT_ANNOUNCEMENT,
@@ -351,6 +352,7 @@ class Config(_Section):
         Contingency(scenario=s, action=a, owner=o, notes=n) for s, a, o, n in DEFAULT_CONTINGENCIES)
     admins: tuple[User, ...] = ()  # may take the commander seat while nobody holds it; nothing else
     limits: Limits = Field(default_factory=Limits)
+    incident_channels: IncidentChannels | None = None  # commands/config_channels.py; absent: no channels
 
     launch_name = _setting("launch.name")
     timezone = _setting("launch.timezone")

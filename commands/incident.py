@@ -6,15 +6,18 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from markupsafe import Markup
 from sqlalchemy import update
 from sqlmodel import select
 
 from commands.clocks import arm_incident_clocks, cancel_incident_clocks, severity_changed
+from commands.config import Config
 from commands.context import Context, Result, post, record, role_holder
 from commands.errors import CommandError, Refused
 from commands.parse import parse_incident_id, parse_severity, parse_user
 from commands.registry import action, slash, view
 from commands.render import render, reply
+from db.channels import room_of
 from db.models import Incident, Launch
 
 USAGE = reply("incident.usage")
@@ -25,11 +28,17 @@ OWNER_USAGE = reply("incident.usage_owner")
 MAX_SUMMARY = 500
 MAX_TEXT = 2000
 OPEN = ("open", "acknowledged")
+PERMALINK = re.compile(r"^https://[a-z0-9.-]+\.slack\.com/archives/[A-Z0-9]{2,40}/p\d{6,20}\Z")  # chat.getPermalink's
 _FIELD_SPLIT = re.compile(r"\s*\|\s*(?=(?:impact|workaround)\s*:)", re.IGNORECASE)
 
 
 def incident_ref(incident: Incident) -> str:
     return f"incident:{incident.id}"
+
+
+def room_ref(incident: Incident) -> str:
+    """The notification's copy in the incident's own channel (commands/incident_channels.py)."""
+    return f"incident:{incident.id}:room"
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,9 @@ def declare(ctx: Context, decl: Declaration) -> Incident:
     post(ctx, ctx.launch.war_room, "incident", kind="incident.notification", ref=incident_ref(incident),
          urgent=decl.severity in ("sev1", "sev2"), **incident_values(ctx, incident))
     arm_incident_clocks(ctx, incident)
+    from commands.incident_channels import open_channel  # it builds on this module
+
+    open_channel(ctx, incident)
     return incident
 
 
@@ -99,7 +111,8 @@ def next_incident_number(ctx: Context) -> int:
 
 
 def incident_values(ctx: Context, incident: Incident) -> dict[str, Any]:
-    return {"incident": incident, "severity": ctx.config.severity(incident.severity)}
+    return {"incident": incident, "severity": ctx.config.severity(incident.severity),
+            "room": room_of(ctx.session, incident.id) if ctx.config.incident_channels else None}
 
 
 def load(ctx: Context, token: str, usage: str = USAGE, *, lock: bool = True) -> Incident:
@@ -124,8 +137,12 @@ def require_owner_or_commander(ctx: Context, incident: Incident, command: str) -
 
 def refresh_message(ctx: Context, incident: Incident) -> None:
     """Show the incident's current state on its original message."""
+    values = incident_values(ctx, incident)
     post(ctx, ctx.launch.war_room, "incident", kind="incident.message_update", update_ref=incident_ref(incident),
-         **incident_values(ctx, incident))
+         **values)
+    if values["room"] is not None and values["room"].status == "open":  # its copy there too
+        post(ctx, values["room"].channel_id, "incident", kind="incident.message_update", update_ref=room_ref(incident),
+             **values)
 
 
 def thread(ctx: Context, incident: Incident, template: str, kind: str, **values: Any) -> None:
@@ -165,6 +182,9 @@ def resolve(ctx: Context, incident: Incident, note: str) -> Result:
            after_s=(ctx.now - incident.declared_at).total_seconds())
     thread(ctx, incident, "incident_resolved", "incident.resolved")
     refresh_message(ctx, incident)
+    from commands.incident_channels import archive_later
+
+    archive_later(ctx, incident)
     return Result(reply=reply("incident.resolved", incident=incident))
 
 
@@ -198,6 +218,9 @@ def change_severity(ctx: Context, incident: Incident, word: str) -> Result:
     ctx.session.add(incident)
     record(ctx, "incident.severity_changed", incident_id=incident.id, number=incident.number, before=old, after=new)
     severity_changed(ctx, incident)
+    from commands.incident_channels import open_channel
+
+    open_channel(ctx, incident)  # re-rated into a severity that gets a channel
     thread(ctx, incident, "incident_severity", "incident.severity_changed",
            before=ctx.config.severity(old), after=ctx.config.severity(new))
     refresh_message(ctx, incident)
@@ -216,6 +239,9 @@ def change_owner(ctx: Context, incident: Incident, user_token: str) -> Result:
     record(ctx, "incident.owner_changed", incident_id=incident.id, number=incident.number, before=before, after=user)
     thread(ctx, incident, "incident_owner", "incident.owner_changed", before=before)
     refresh_message(ctx, incident)
+    from commands.incident_channels import invite
+
+    invite(ctx, incident, user)  # into the incident's channel, if it has one
     return Result(reply=reply("incident.now_owner", incident=incident, user=user))
 
 
@@ -239,9 +265,23 @@ def show(ctx: Context, incident: Incident) -> Result:
 
 
 def declare_modal(ctx: Context) -> Result:
+    return Result(modal=declaration_modal(ctx.config))
+
+
+def declaration_modal(config: Config, summary: str = "", link: str | None = None) -> dict[str, Any]:
+    """The declare form; from a message (the declare_incident shortcut) with its text as the summary and,
+    once Slack gave it, the link to it (a permalink, kept in private_metadata: the incident's `source`)."""
     from commands.render import render_blocks
 
-    return Result(modal=render_blocks("incident_declare_modal.json.j2", severities=ctx.config.severities)[0])
+    link = link.split("?", 1)[0] if link else None
+    return render_blocks("incident_declare_modal.json.j2", severities=config.severities,
+                         summary=Markup(summary.strip()[:MAX_SUMMARY]),  # plain text: shown as it was written
+                         link=Markup(link) if link and PERMALINK.match(link) else None)[0]
+
+
+def message_source(link: str | None) -> str | None:
+    """The permalink a declaration from a message keeps, if it is one (nothing else is stored)."""
+    return link if link and len(link) <= 200 and PERMALINK.match(link) else None
 
 
 @slash("/incident", usage=USAGE, summary="declare and work incidents (sev1-sev4)")
@@ -296,7 +336,8 @@ def resolve_button(ctx: Context, value: str) -> Result:
 def declare_submitted(ctx: Context, values: dict[str, str]) -> Result:
     severity = parse_severity(values.get("severity", ""))
     decl = Declaration(severity=severity or "", summary=values.get("summary", "").strip(),
-                       impact=values.get("impact", "").strip(), workaround=values.get("workaround", "").strip())
+                       impact=values.get("impact", "").strip(), workaround=values.get("workaround", "").strip(),
+                       source=message_source(values.get("source")))
     if severity is None:
         return Result(view_errors={"severity": reply("incident.choose_a_severity")})
     try:

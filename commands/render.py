@@ -66,9 +66,11 @@ def _json(value: Any) -> Markup:
     return Markup(json.dumps(value, ensure_ascii=False))
 
 
-def _hhmm(value: datetime | None, tz: str = "UTC") -> str:
+def _hhmm(value: datetime | str | None, tz: str = "UTC") -> str:
     if value is None:
         return "--:--"
+    if isinstance(value, str):  # a time kept in an audit event's payload (ISO 8601)
+        value = datetime.fromisoformat(value)
     return value.astimezone(ZoneInfo(tz)).strftime("%H:%M")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class SlackStandin:
         self._ts = 1_700_000_000.0
         self._server: ThreadingHTTPServer | None = None
         self.socket_url: str | None = None  # apps.connections.open answers it (tests/socket_standin.py sets it)
+        self.channels: dict[str, dict[str, Any]] = {}  # conversations.create's, by id (incident channels)
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> SlackStandin:
@@ -175,6 +177,7 @@ class SlackStandin:
             self.rejections.clear()
             self._last_post.clear()
             self._updates_at.clear()
+            self.channels.clear()
         self._outage_until = 0.0
 
     # -- answering -------------------------------------------------------
@@ -314,10 +317,18 @@ class SlackStandin:
             with self._lock:
                 found = [m for m in self.messages.get(channel, []) if float(m["ts"]) >= oldest]
             if method == "conversations.replies":
-                found = [m for m in found if m.get("thread_ts") == args.get("ts")]
-            else:  # history: the channel's own messages; of thread replies only the broadcast ones
-                found = [m for m in found if not m.get("thread_ts") or m.get("subtype") == "thread_broadcast"]
-            return {"ok": True, "messages": list(reversed(found)), "has_more": False}
+                found = self._thread_of(channel, str(args.get("ts")), found)
+                return {"ok": True, "messages": found, "has_more": False}  # oldest first, the parent first
+            # history: the channel's own messages; of thread replies only the broadcast ones
+            found = [m for m in found if not m.get("thread_ts") or m.get("subtype") == "thread_broadcast"]
+            if args.get("latest"):  # up to `latest`, which counts only when `inclusive`
+                latest, inclusive = float(args["latest"]), _flag(args.get("inclusive"))
+                found = [m for m in found if float(m["ts"]) < latest or (inclusive and float(m["ts"]) == latest)]
+            found = list(reversed(found))[: int(args.get("limit") or 100)]
+            return {"ok": True, "messages": found, "has_more": False}
+        conversation = self._conversation(method, args)
+        if conversation is not None:
+            return conversation
         if method == "files.getUploadURLExternal":
             file_id = f"F{int(float(self._next_ts()) * 10000) % 10**9:09d}"
             return {"ok": True, "upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
@@ -331,6 +342,95 @@ class SlackStandin:
         if method == "files.info":
             return self._file_info(str(args.get("file")))
         return {"ok": True}
+
+
+    # -- incident channels, the declare shortcut, pins ----------------------------------------------------
+    # conversations.create / invite / archive / list as Slack answers them (name_taken when a channel has
+    # the name; already_in_channel; already_archived), chat.getPermalink, views.open / views.update with
+    # the view's id, and messages people wrote (add_message) for conversations.history / replies to read.
+    # `fail("conversations.create", error="restricted_action")` is a workspace where apps may not create channels.
+
+    def add_channel(self, name: str, *, creator: str = "U0SOMEONE") -> str:
+        """A channel someone else made (its name is then taken)."""
+        return self._create_channel(name, creator)["id"]
+
+    def channel_named(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            return next((dict(c) for c in self.channels.values() if c["name"] == name), None)
+
+    def add_message(self, channel: str, text: str, *, user: str = "U0ENG", thread_ts: str | None = None) -> str:
+        """A message a person wrote (in a thread when `thread_ts`); its ts."""
+        ts = self._next_ts()
+        with self._lock:
+            self.messages.setdefault(channel, []).append(
+                {"type": "message", "ts": ts, "user": user, "text": text, "thread_ts": thread_ts, "blocks": None,
+                 "metadata": None})
+        return ts
+
+    def _thread_of(self, channel: str, ts: str, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """conversations.replies: `ts` is a thread's parent or a message in it; a lone message is its own thread."""
+        named = next((m for m in self.messages.get(channel, []) if m["ts"] == ts), None)
+        parent = (named or {}).get("thread_ts") or ts
+        return [m for m in found if m["ts"] == parent or m.get("thread_ts") == parent]
+
+    def _create_channel(self, name: str, creator: str) -> dict[str, Any]:
+        with self._lock:
+            channel = {"id": f"C0INC{len(self.channels) + 1:05d}", "name": name, "creator": creator,
+                       "is_channel": True, "is_private": False, "is_archived": False, "members": [creator]}
+            self.channels[channel["id"]] = channel
+            return channel
+
+    def _conversation(self, method: str, args: dict[str, Any]) -> dict[str, Any] | None:
+        channel = self.channels.get(str(args.get("channel", "")))
+        if method == "conversations.create":
+            name = str(args.get("name") or "")
+            if not name:
+                return {"ok": False, "error": "invalid_name_required"}
+            if len(name) > 80:
+                return {"ok": False, "error": "invalid_name_maxlength"}
+            if not re.fullmatch(r"[a-z0-9_-]+", name):
+                return {"ok": False, "error": "invalid_name_specials"}
+            with self._lock:
+                if self.channel_named(name) is not None:
+                    return {"ok": False, "error": "name_taken"}
+                made = self._create_channel(name, "U0BOT")
+            return {"ok": True, "channel": {k: v for k, v in made.items() if k != "members"}}
+        if method in ("conversations.invite", "conversations.archive") and channel is None:
+            return {"ok": False, "error": "channel_not_found"}
+        if method == "conversations.invite":
+            assert channel is not None
+            users = [u for u in str(args.get("users") or "").split(",") if u]
+            if not users:
+                return {"ok": False, "error": "no_user"}
+            if "U0BOT" in users:
+                return {"ok": False, "error": "cant_invite_self"}
+            if channel["is_archived"]:
+                return {"ok": False, "error": "is_archived"}
+            with self._lock:
+                if any(u in channel["members"] for u in users):
+                    return {"ok": False, "error": "already_in_channel"}
+                channel["members"].extend(users)
+            return {"ok": True, "channel": {"id": channel["id"], "name": channel["name"]}}
+        if method == "conversations.archive":
+            assert channel is not None
+            if channel["is_archived"]:
+                return {"ok": False, "error": "already_archived"}
+            channel["is_archived"] = True
+            return {"ok": True}
+        if method == "conversations.list":
+            with self._lock:
+                listed = [{k: v for k, v in c.items() if k != "members"} for c in self.channels.values()
+                          if not (c["is_archived"] and _flag(args.get("exclude_archived")))]
+            return {"ok": True, "channels": listed, "response_metadata": {"next_cursor": ""}}
+        if method == "chat.getPermalink":
+            ts = str(args.get("message_ts") or "")
+            return {"ok": True, "channel": args.get("channel"),
+                    "permalink": f"https://standin.slack.com/archives/{args.get('channel')}/p{ts.replace('.', '')}"}
+        if method in ("views.open", "views.update"):
+            view = args.get("view")
+            view = json.loads(view) if isinstance(view, str) else (view or {})
+            return {"ok": True, "view": {**view, "id": args.get("view_id") or "V0STANDIN1", "hash": "h-standin"}}
+        return None
 
 
 def _flag(value: Any) -> bool:
