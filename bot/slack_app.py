@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.dispatch import Dispatcher, Replayed, remember_request
 from bot.payloads import Rejected, clean, parse, request_key
+from commands import home
 from commands.render import reply
 from db.models import Activity, Launch
 from db.session import transaction
@@ -86,6 +87,8 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
                                    channel, message_ts=message_ts, request_key=context.get("request_key"))
         if result.reply and body.get("response_url"):
             replies.submit(_respond_quietly, respond, result.reply)
+        if (body.get("view") or {}).get("type") == "home":  # pressed on App Home: show the clicker what came of it
+            dispatcher.run(body["user"]["id"], None, lambda ctx: home.clicked(ctx, result.reply), "home button")
 
     app.action(re.compile(r".*"))(on_action)  # unknown buttons too: acked, told to the clicker
 
@@ -115,6 +118,12 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
             launch = session.exec(select(Launch).where(Launch.war_room == channel)).first()
             if launch is not None:
                 session.add(Activity(launch_id=launch.id, user_id=user, at=dispatcher.clock.now(), source="message"))
+
+    @app.event("app_home_opened")
+    def on_home_opened(event: dict[str, Any]) -> None:
+        """The Home tab opened: publish the viewer's home (the Messages tab needs nothing)."""
+        if event.get("tab") == "home" and event.get("user"):
+            dispatcher.run(event["user"], None, home.opened, "app_home_opened")
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:

@@ -146,3 +146,12 @@ def _limited(text: str) -> str:
 def render_blocks(name: str, **values: Any) -> list[dict[str, Any]]:
     """A Block Kit template (`*.json.j2`) -> list of blocks."""
     return json.loads(environment().get_template(name).render(**values))
+
+
+def verbatim(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every mrkdwn text of the blocks `verbatim`: no bare URL or #name in user text is made a link by Slack."""
+    for block in blocks:
+        for obj in (block.get("text"), *block.get("fields", ()), *block.get("elements", ())):
+            if isinstance(obj, dict) and obj.get("type") == "mrkdwn":
+                obj["verbatim"] = True
+    return blocks
