@@ -157,3 +157,13 @@ def test_the_manifest_enables_the_home_tab_and_its_event() -> None:
     manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]
+
+
+def test_a_home_slack_refuses_is_kept_and_logged_not_told_to_the_war_room(bot: Harness) -> None:
+    bot.standin.fail("views.publish", error="not_enabled")
+    home_opened(bot, "U0ENG", event_id="Ev1")
+    bot.deliver()
+    [row] = [m for m in bot.outbox() if m.method == "views.publish"]
+    assert row.status == "failed" and row.error == "not_enabled"
+    assert bot.events("outbox.undeliverable")[0].payload["message_kind"] == "home.publish"
+    assert not [p for p in bot.posts("C0WARROOM") if "could not deliver" in p["text"]]
