@@ -7,7 +7,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 LAUNCH_ZONE = ZoneInfo("America/Los_Angeles")  # tests/conftest.py TEST_CONFIG
-DATE_TOKEN = re.compile(r"<!date\^(\d+)\^([^|>]*)\|([^>]*)>")
+# the bot's own form (commands/render.py slack_time): a time and its fallback, never a link part
+DATE_TOKEN = re.compile(r"<!date\^(\d+)\^([{}a-z_ ]+)\|([^<>^]*)>")
 
 
 def at(hhmm: str, day: str = "2025-10-16") -> str:
