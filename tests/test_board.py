@@ -208,3 +208,13 @@ def test_the_board_in_chromium_is_live_plotted_and_safe(board: Harness, browser:
     shot = ARTIFACTS / "board.png"
     browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
+
+
+def test_the_token_comes_from_the_environment_and_logs_redact_it() -> None:
+    from bot.config import Env
+    from bot.logs import Redactor
+
+    env = Env.from_environ({"WARROOM_BOARD_TOKEN": BOARD_TOKEN})
+    assert env.board_token == BOARD_TOKEN and BOARD_TOKEN in env.secrets
+    assert BOARD_TOKEN not in Redactor(env.secrets)(f"GET /board?token={BOARD_TOKEN}")
+    assert Env.from_environ({}).board_token is None

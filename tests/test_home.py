@@ -167,3 +167,15 @@ def test_a_home_slack_refuses_is_kept_and_logged_not_told_to_the_war_room(bot: H
     assert row.status == "failed" and row.error == "not_enabled"
     assert bot.events("outbox.undeliverable")[0].payload["message_kind"] == "home.publish"
     assert not [p for p in bot.posts("C0WARROOM") if "could not deliver" in p["text"]]
+
+
+def test_a_long_list_of_incidents_stays_within_slacks_limits(bot: Harness) -> None:
+    for n in range(30):
+        bot.slash("/incident", f"sev4 {'x' * 490} {n}")
+    home_opened(bot, "U0ENG", event_id="Ev1")
+    bot.deliver()
+    view = valid(publishes(bot)[0]["view"])  # the stand-in holds it to Block Kit's limits too
+    text = shown(view)
+    assert "*Open incidents: 30*" in text and "…and 5 more" in text
+    assert "*INC-25*" in text and "*INC-26*" not in text
+    assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in view["blocks"])
