@@ -19,6 +19,7 @@ class Env:
     port: int
     log_level: str
     slack_timeout: float = 10.0  # seconds the outbox waits for one Web API answer (WARROOM_SLACK_TIMEOUT)
+    board_token: str | None = None  # WARROOM_BOARD_TOKEN: enables GET /board (bot/board.py)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Env:
@@ -35,11 +36,12 @@ class Env:
             port=int(e.get("PORT") or 3000),
             log_level=(e.get("LOG_LEVEL") or "INFO").upper(),
             slack_timeout=_positive_float(e.get("WARROOM_SLACK_TIMEOUT"), 10.0),
+            board_token=e.get("WARROOM_BOARD_TOKEN") or None,
         )
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.bot_token, self.signing_secret, self.app_token) if s)
+        return tuple(s for s in (self.bot_token, self.signing_secret, self.app_token, self.board_token) if s)
 
 
 def _positive_float(text: str | None, default: float) -> float:

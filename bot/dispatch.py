@@ -149,9 +149,14 @@ def remember_request(session: Session, key: str, now: datetime) -> None:
     session.add(SeenRequest(key=key, seen_at=now))
 
 
+# the bot's own date tokens (commands/render.py slack_time): a time, no link part, nobody notified
+_OWN_DATE = r"date\^\d+\^[{}a-z_ ]+\|[^<>^]*>"
+_SPECIAL = re.compile(rf"<!(?!{_OWN_DATE})")
+
+
 def defang(reply: str) -> str:
     """An error often quotes what the user typed: a quoted `<!channel>` must not become one."""
-    return reply.replace("<!", "&lt;!")
+    return _SPECIAL.sub("&lt;!", reply)
 
 
 def clean_text(text: str) -> str:

@@ -120,6 +120,9 @@ def _block_actions(p: dict[str, Any]) -> dict[str, Any]:
         container = _dict(p["container"], "container")
         body["container"] = {"type": _str(container, "type"), "message_ts": _str(container, "message_ts"),
                              "channel_id": _slack_id(container, "channel_id")}
+    if p.get("view") is not None:  # a button on a view (App Home): which kind of view
+        view = _dict(p["view"], "view")
+        body["view"] = {"id": _str(view, "id"), "type": _str(view, "type")}
     return body
 
 
@@ -165,7 +168,7 @@ def _view(p: dict[str, Any]) -> dict[str, Any]:
 def _event(p: dict[str, Any]) -> dict[str, Any]:
     e = _dict(p.get("event"), "event")
     event = {"type": _str(e, "type", required=True)}
-    for key in ("subtype", "text", "ts", "thread_ts", "bot_id", "event_ts", "channel_type"):
+    for key in ("subtype", "text", "ts", "thread_ts", "bot_id", "event_ts", "channel_type", "tab"):
         if e.get(key) is not None:
             event[key] = _str(e, key)
     if isinstance(e.get("user"), str):

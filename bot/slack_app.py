@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.dispatch import Dispatcher, Replayed, remember_request
 from bot.payloads import Rejected, clean, parse, request_key
+from commands import home
 from commands.incident import declaration_modal
 from commands.pins import pin_requested
 from commands.render import reply
@@ -88,6 +89,8 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
                                    channel, message_ts=message_ts, request_key=context.get("request_key"))
         if result.reply and body.get("response_url"):
             replies.submit(_respond_quietly, respond, result.reply)
+        if (body.get("view") or {}).get("type") == "home":  # pressed on App Home: show the clicker what came of it
+            dispatcher.run(body["user"]["id"], None, lambda ctx: home.clicked(ctx, result.reply), "home button")
 
     app.action(re.compile(r".*"))(on_action)  # unknown buttons too: acked, told to the clicker
 
@@ -144,6 +147,11 @@ def build_bolt_app(dispatcher: Dispatcher, client: WebClient, signing_secret: st
             return
         channel, ts = str(item.get("channel") or ""), str(item.get("ts") or "")
         dispatcher.run(event["user"], channel, lambda ctx: pin_requested(ctx, channel, ts), "reaction pushpin")
+    @app.event("app_home_opened")
+    def on_home_opened(event: dict[str, Any]) -> None:
+        """The Home tab opened: publish the viewer's home (the Messages tab needs nothing)."""
+        if event.get("tab") == "home" and event.get("user"):
+            dispatcher.run(event["user"], None, home.opened, "app_home_opened")
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:

@@ -56,7 +56,9 @@ class SlackTransport:
         if message.method in ANSWERED_METHODS:
             return self.converse(message)
         args: dict[str, Any] = {"channel": message.channel, **message.payload}
-        if message.method == "chat.postMessage":
+        if message.method == "views.publish":  # a person's App Home (user_id, view): no channel
+            args = dict(message.payload)
+        elif message.method == "chat.postMessage":
             args["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": message.id}}
             if thread_ts:
                 args["thread_ts"] = thread_ts

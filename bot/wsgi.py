@@ -1,4 +1,5 @@
-"""The HTTP app: `POST /slack/events` (commands, events, interactivity) and `GET /healthz`.
+"""The HTTP app: `POST /slack/events` (commands, events, interactivity), `GET /healthz` and the board
+(`GET /board`, bot/board.py).
 
 `app` is the same WSGI app for any WSGI server: `gunicorn bot.wsgi:app`.
 """
@@ -17,6 +18,7 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import func
 from sqlmodel import select
 
+from bot.board import Board
 from bot.config import Env
 from bot.payloads import MAX_BODY
 from bot.runtime import Runtime, build_runtime
@@ -34,12 +36,15 @@ class WarroomApp:
         self.runtime = runtime
         self.bolt = bolt
         self.verifier = SignatureVerifier(signing_secret)
+        self.board = Board(runtime.dispatcher, runtime.env.board_token)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             status, body = self.health()
             return _json(start_response, status, body)
+        if path in ("/board", "/board.json") or path.startswith("/board/"):
+            return self.board(environ, start_response)
         if path == "/slack/events":
             if environ.get("REQUEST_METHOD") != "POST":
                 return _json(start_response, 405, {"error": "POST only"})

@@ -13,7 +13,7 @@ from markupsafe import Markup
 from sqlmodel import Session, select
 
 from commands.config import Config
-from commands.render import TEMPLATES, render, render_blocks
+from commands.render import TEMPLATES, render, render_blocks, verbatim
 from db.models import Activity, AuditEvent, Launch, OutboxMessage, RoleAssignment
 from db.session import hold_channel
 
@@ -77,11 +77,7 @@ def compose(template: str, **values: Any) -> dict[str, Any]:
         def part(name: str) -> Markup:
             return Markup(render(f"{name}.j2", **values))
 
-        payload["blocks"] = render_blocks(f"{template}.json.j2", text=Markup(text), part=part, **values)
-        for block in payload["blocks"]:  # verbatim: no bare URL or #name in user text made a link by Slack
-            for obj in (block.get("text"), *block.get("fields", ()), *block.get("elements", ())):
-                if isinstance(obj, dict) and obj.get("type") == "mrkdwn":
-                    obj["verbatim"] = True
+        payload["blocks"] = verbatim(render_blocks(f"{template}.json.j2", text=Markup(text), part=part, **values))
     return payload
 
 

@@ -8,6 +8,7 @@ from commands import (  # noqa: F401
     export,
     heartbeat,
     help,
+    home,
     incident,
     incident_channels,
     launch,

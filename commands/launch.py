@@ -10,7 +10,6 @@ summarised in one message instead of being replayed one by one.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 from sqlmodel import select
@@ -21,7 +20,7 @@ from commands.errors import CommandError
 from commands.heartbeat import open_incidents, pending_heartbeats, start_heartbeat
 from commands.parse import parse_time
 from commands.registry import slash, timer
-from commands.render import render, reply
+from commands.render import day_and_time, render, reply
 from commands.setup import schedule_run_of_show
 from db.models import Launch, Timer
 
@@ -164,4 +163,4 @@ def status(ctx: Context) -> Result:
 
 
 def _local(ctx: Context, when: datetime) -> str:
-    return when.astimezone(ZoneInfo(ctx.tz)).strftime("%a %d %b %Y %H:%M %Z")
+    return day_and_time(when, ctx.tz)

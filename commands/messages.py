@@ -29,6 +29,9 @@ def report_undeliverable(session: Session, message: OutboxMessage, now: datetime
         log.error("undeliverable message to the war room", extra={"outbox_id": message.id, "channel": message.channel,
                                                                   "error": message.error})
         return
+    if message.method == "views.publish":  # one person's App Home missed an update: not the war room's business
+        log.error("App Home not published", extra={"outbox_id": message.id, "error": message.error})
+        return
     if any(e.payload.get("channel") == message.channel and e.payload.get("error") == message.error for e in earlier):
         return
     text = render("outbox_undeliverable.j2", message=message)

@@ -66,12 +66,26 @@ def _json(value: Any) -> Markup:
     return Markup(json.dumps(value, ensure_ascii=False))
 
 
-def _hhmm(value: datetime | str | None, tz: str = "UTC") -> str:
+def slack_time(value: datetime, tz: str, *, tokens: str = "{time}", fallback: str = "%H:%M %Z") -> Markup:
+    """A Slack date token: each reader sees the time in their own zone; the fallback (what the shell
+    prints, and clients that cannot localise) is in the launch's zone: `<!date^1760634000^{time}|10:00 PDT>`."""
+    local = value.astimezone(ZoneInfo(tz)).strftime(fallback)
+    return Markup(f"<!date^{int(value.timestamp())}^{tokens}|{local}>")
+
+
+def _hhmm(value: datetime | str | None, tz: str = "UTC") -> Markup | str:
     if value is None:
         return "--:--"
     if isinstance(value, str):  # a time kept in an audit event's payload (ISO 8601)
         value = datetime.fromisoformat(value)
-    return value.astimezone(ZoneInfo(tz)).strftime("%H:%M")
+    return slack_time(value, tz)
+
+
+def day_and_time(value: datetime | None, tz: str = "UTC") -> Markup | str:
+    """`Thu 16 Oct 2025 10:00 PDT` in the fallback; the reader's own date and time in Slack."""
+    if value is None:
+        return "-"
+    return slack_time(value, tz, tokens="{date_short_pretty} {time}", fallback="%a %d %b %Y %H:%M %Z")
 
 
 def _duration(value: timedelta | float | None) -> str:
@@ -109,7 +123,7 @@ def environment() -> Environment:
         auto_reload=False,  # templates ship with the code: no stat() of the file on every message
         cache_size=-1,
     )
-    env.filters.update(mention=_mention, json=_json, hhmm=_hhmm, duration=_duration, clip=_truncate,
+    env.filters.update(mention=_mention, json=_json, hhmm=_hhmm, when=day_and_time, duration=_duration, clip=_truncate,
                        quoted=_quoted)
     return env
 
@@ -134,3 +148,12 @@ def _limited(text: str) -> str:
 def render_blocks(name: str, **values: Any) -> list[dict[str, Any]]:
     """A Block Kit template (`*.json.j2`) -> list of blocks."""
     return json.loads(environment().get_template(name).render(**values))
+
+
+def verbatim(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every mrkdwn text of the blocks `verbatim`: no bare URL or #name in user text is made a link by Slack."""
+    for block in blocks:
+        for obj in (block.get("text"), *block.get("fields", ()), *block.get("elements", ())):
+            if isinstance(obj, dict) and obj.get("type") == "mrkdwn":
+                obj["verbatim"] = True
+    return blocks

@@ -267,3 +267,16 @@ class Activity(SQLModel, table=True):
     at: datetime | None = _time(nullable=False)
     source: str = Field(default="command", max_length=20)
 
+
+
+class HomeViewer(SQLModel, table=True):
+    """Someone who opened the bot's App Home: their view is published again while they are recent
+    (commands/home.py). `published_hash` is the fingerprint of the state their last view showed."""
+
+    __table_args__ = (UniqueConstraint("launch_id", "user_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    launch_id: int = Field(foreign_key="launch.id")
+    user_id: str = Field(max_length=40)
+    opened_at: datetime | None = _time(nullable=False, index=True)
+    published_at: datetime | None = _time()
+    published_hash: str | None = Field(default=None, max_length=64)

@@ -44,12 +44,12 @@ def sign(body: str, timestamp: int | None = None, secret: str = SECRET) -> dict[
 
 class Harness:
     def __init__(self, standin: SlackStandin, database_url: str, config: Config, clock: ManualClock, *,
-                 slack_timeout: float = 10.0, **app_kwargs: Any) -> None:
+                 slack_timeout: float = 10.0, board_token: str | None = None, **app_kwargs: Any) -> None:
         self.standin = standin
         self.clock = clock
         self.env = Env(bot_token=TOKEN, signing_secret=SECRET, app_token=None, api_url=standin.api_url,
                        database_url=database_url, config_path=None, port=0, log_level="INFO",
-                       slack_timeout=slack_timeout)
+                       slack_timeout=slack_timeout, board_token=board_token)
         self.app: WarroomApp = create_app(self.env, config=config, clock=clock, **{"outbox_pace_s": 0.0, **app_kwargs})
         self.runtime = self.app.runtime
         self.config = config

@@ -25,6 +25,7 @@ from tests.console_helpers import (
     ts_of,
 )
 from tests.harness import Harness
+from tests.times import at
 
 
 @pytest.fixture
@@ -71,16 +72,16 @@ def test_summary_reports_incidents_probes_and_decisions(bot: Harness) -> None:
     assert out.startswith("Checkpoint posted in the war room")
     bot.deliver()
     text = texts(bot)[-1]
-    assert text.startswith(":triangular_flag_on_post: *Checkpoint* at 11:00 by <@U0COMMANDER>: first business checkpoint")
+    assert text.startswith(f":triangular_flag_on_post: *Checkpoint* at {at('11:00')} by <@U0COMMANDER>: first business checkpoint")
     assert "*Open incidents: 2*" in text
     assert "_Critical_ (1):\n• INC-1 checkout 500s — owner <@U0COMMANDER>, open 1h, *not acknowledged*" in text
     assert "_High_ (1):\n• INC-2 search slow — owner <@U0COMMANDER>, open 1h, acknowledged" in text
     assert "*Resolved since the start: 1*\n• INC-3 logo blurry — acknowledged in 4m, resolved in 24m" in text
-    assert "• app: 180 ms (within the 300 ms threshold) at 10:24" in text
+    assert f"• app: 180 ms (within the 300 ms threshold) at {at('10:24')}" in text
     assert "• api: :red_circle: 730 ms (over the 500 ms threshold)" in text
     assert "• search: :red_circle: FAILED (HTTP 503)" in text
     assert "• auth: no reading yet" in text
-    assert "*Decisions since the start: 1*\n• 10:24 <@U0ENG> (decision): freeze deploys until T+4h" in text
+    assert f"*Decisions since the start: 1*\n• {at('10:24')} <@U0ENG> (decision): freeze deploys until T+4h" in text
     blocks = bot.posts(WAR_ROOM)[-1]["blocks"]
     assert [e["value"] for e in blocks[-1]["elements"]] == ["continue", "widen", "hold", "rollback"]
     assert [e["action_id"] for e in blocks[-1]["elements"]] == [
@@ -100,7 +101,7 @@ def test_second_checkpoint_reports_only_what_happened_since(bot: Harness) -> Non
     slash(bot, "/checkpoint", "T+4h")
     bot.deliver()
     text = texts(bot)[-1]
-    assert "*Resolved since the last checkpoint (10:00): 0*" in text
+    assert f"*Resolved since the last checkpoint ({at('10:00')}): 0*" in text
     assert "*Decisions since the last checkpoint: 2*" in text  # the checkpoint choice and the new one
     assert "(checkpoint): continue" in text and "widen to region two" in text and "old decision" not in text
 
@@ -136,7 +137,7 @@ def test_decision_once_by_the_commander_on_the_newest_checkpoint(bot: Harness) -
     bot.clock.advance(timedelta(minutes=2))
     assert click(bot, "checkpoint_decision:hold", "hold", ref=first) == "Decision recorded: hold."
     out = click(bot, "checkpoint_decision:continue", "continue", ref=first)
-    assert out == "The checkpoint of 10:00 was already decided: *hold* by <@U0COMMANDER> at 10:02. Nothing changed."
+    assert out == f"The checkpoint of {at('10:00')} was already decided: *hold* by <@U0COMMANDER> at {at('10:02')}. Nothing changed."
     [d] = decisions(bot, "checkpoint")
     assert (d.text, d.actor, d.created_at, d.payload["checkpoint_id"]) == ("hold", COMMANDER, bot.clock.now(),
                                                                           checkpoints(bot)[0].id)
@@ -144,8 +145,8 @@ def test_decision_once_by_the_commander_on_the_newest_checkpoint(bot: Harness) -
     bot.deliver()
     updated = message(bot, WAR_ROOM, ts_of(bot, first))
     assert updated["blocks"][-1]["type"] == "context" and "Decided: *hold*" in updated["blocks"][-1]["elements"][0]["text"]
-    assert "*Checkpoint* at 10:00" in updated["text"] and "Decide:" not in updated["text"]
-    assert "Checkpoint decision (10:00 checkpoint): *hold*, by <@U0COMMANDER> at 10:02." in texts(bot)
+    assert f"*Checkpoint* at {at('10:00')}" in updated["text"] and "Decide:" not in updated["text"]
+    assert f"Checkpoint decision ({at('10:00')} checkpoint): *hold*, by <@U0COMMANDER> at {at('10:02')}." in texts(bot)
 
 
 def test_click_on_a_superseded_checkpoint_is_stale(bot: Harness) -> None:
@@ -155,7 +156,7 @@ def test_click_on_a_superseded_checkpoint_is_stale(bot: Harness) -> None:
     bot.deliver()
     old, new = (f"checkpoint:{c.id}" for c in checkpoints(bot))
     out = click(bot, "checkpoint_decision:widen", "widen", ref=old)
-    assert out == "That checkpoint (10:00) was superseded by the one at 10:30; decide on the newest. Nothing changed."
+    assert out == f"That checkpoint ({at('10:00')}) was superseded by the one at {at('10:30')}; decide on the newest. Nothing changed."
     assert decisions(bot) == []
     assert click(bot, "checkpoint_decision:widen", "widen", ref=new) == "Decision recorded: widen."
     assert [c.choice for c in checkpoints(bot)] == [None, "widen"]

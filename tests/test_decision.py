@@ -16,17 +16,18 @@ from tests.console_helpers import (
     texts,
 )
 from tests.harness import Harness
+from tests.times import at
 
 
 def test_anyone_records_a_decision_with_who_and_when(bot: Harness) -> None:
     bot.clock.advance(timedelta(minutes=7))
     out = slash(bot, "/decision", "keep the legacy export running until Friday", user=STRANGER)
-    assert out == "Decision recorded at 10:07."
+    assert out == f"Decision recorded at {at('10:07')}."
     [d] = decisions(bot)
     assert (d.kind, d.actor, d.text, d.incident_id) == ("decision", STRANGER, "keep the legacy export running until Friday", None)
     assert d.created_at == bot.clock.now()
     bot.deliver()
-    assert texts(bot)[-1] == ":memo: Decision by <@U0STRANGER> at 10:07: keep the legacy export running until Friday"
+    assert texts(bot)[-1] == f":memo: Decision by <@U0STRANGER> at {at('10:07')}: keep the legacy export running until Friday"
     [event] = bot.events("decision.recorded")
     assert event.actor == STRANGER and event.payload["decision_id"] == d.id
 

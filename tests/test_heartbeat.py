@@ -15,6 +15,7 @@ from tests.clockwork import live_timers, race, set_role, texts
 from tests.conftest import START, TEST_CONFIG
 from tests.harness import Harness
 from tests.standin import SlackStandin
+from tests.times import at
 
 PROBES = [
     {"name": "app", "url": "http://127.0.0.1:9/app", "threshold_ms": 300},
@@ -49,7 +50,7 @@ def test_t0_starts_a_heartbeat_every_30m_for_4h(bot: Harness) -> None:
     posted = beats(bot)
     assert len(posted) == 8  # T+30m … T+4h
     assert all(b.startswith("Status Update – Time ") and "Incidents open: 0" in b for b in posted)
-    assert "Time 10:30." in posted[0] and "Time 14:00." in posted[-1]
+    assert f"Time {at('10:30')}." in posted[0] and f"Time {at('14:00')}." in posted[-1]
     assert "Last scheduled heartbeat" in posted[-1] and "Last scheduled" not in posted[-2]
     assert live_timers(bot, "heartbeat") == []
 
@@ -70,7 +71,7 @@ def test_heartbeat_figures(bot: Harness) -> None:
     assert "Latency: no probe configured." in beat
     # U0SCRIBE, U0ENG, U0COMMANDER used the bot; U0OPERATOR1 wrote twice in the war room
     assert "Operator engagement: 4 active sessions" in beat
-    assert "Next checkpoint 11:00 (T+1h)." in beat
+    assert f"Next checkpoint {at('11:00')} (T+1h)." in beat
 
 
 def test_latency_from_probes_failed_is_never_zero(probed: Harness) -> None:
@@ -133,14 +134,14 @@ def test_pause_resume_and_cadence(bot: Harness) -> None:
     bot.advance(timedelta(hours=1))
     assert len(beats(bot)) == 1 and texts(bot, "Heartbeat paused by <@U0COMMANDER>")
     r = bot.slash("/heartbeat", "resume")
-    assert "next one is due at 12:00" in r.json()["text"]
+    assert f"next one is due at {at('12:00')}" in r.json()["text"]
     assert "already running" in bot.slash("/heartbeat", "resume").json()["text"]
     r = bot.slash("/heartbeat", "every 15m")
-    assert "every 15m" in r.json()["text"] and "11:45" in r.json()["text"]
+    assert "every 15m" in r.json()["text"] and f"{at('11:45')}" in r.json()["text"]
     for _ in range(20):  # 5h: resumed, it runs past heartbeat.for (T+4h)
         bot.advance(timedelta(minutes=15))
     assert len(beats(bot)) == 21
-    assert "Time 16:30." in beats(bot)[-1]
+    assert f"Time {at('16:30')}." in beats(bot)[-1]
     events = [e.kind for e in bot.events() if e.kind.startswith("heartbeat.") and e.kind != "heartbeat.posted"]
     assert events == ["heartbeat.started", "heartbeat.paused", "heartbeat.resumed", "heartbeat.cadence_changed"]
 

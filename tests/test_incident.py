@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from db.models import Activity, MessageRef
 from tests.harness import Harness
+from tests.times import at
 
 
 def actions_of(post: dict) -> list[str]:
@@ -38,7 +39,7 @@ def test_declare_acks_fast_then_posts_the_notification(bot: Harness) -> None:
     assert post["text"].startswith("INCIDENT [Critical]: checkout 500s")
     assert "INC-1" in post["text"]
     assert "Owner: <@U0COMMANDER>" in post["text"]  # first role of sev1's escalation chain
-    assert "Next update at 10:15" in post["text"]  # sev1 updates every 15m, shown in the launch's time zone
+    assert f"Next update at {at('10:15')}" in post["text"]  # sev1 updates every 15m, shown in the launch's time zone
     assert actions_of(post) == ["incident_ack", "incident_resolve"]
     [incident] = bot.incidents()
     assert (incident.number, incident.severity, incident.declared_by) == (1, "sev1", "U0SCRIBE")
@@ -81,7 +82,7 @@ def test_acknowledge_button_records_who_and_when_and_updates_the_message(bot: Ha
     [update] = bot.standin.calls_to("chat.update")
     assert update.args["ts"] == bot.posts()[0].get("ts", update.args["ts"])
     status_line = update.args["blocks"][1]["elements"][0]["text"]
-    assert "Acknowledged by <@U0ENG> at 10:02" in status_line
+    assert f"Acknowledged by <@U0ENG> at {at('10:02')}" in status_line
     assert actions_of(update.args) == ["incident_resolve"]
     thread = [p for p in bot.posts() if p.get("thread_ts")]
     assert len(thread) == 1 and "acknowledged by <@U0ENG>" in thread[0]["text"]

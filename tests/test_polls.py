@@ -25,6 +25,7 @@ from tests.console_helpers import (
     ts_of,
 )
 from tests.harness import Harness
+from tests.times import at
 
 
 def polls(bot: Harness) -> list[Poll]:
@@ -56,7 +57,7 @@ def live(bot: Harness, ref: str) -> str:
 def test_acceptance_three_roles_vote_go_and_a_go_decision_lists_each_vote(bot: Harness) -> None:
     ref = start(bot)
     posted = bot.posts(WAR_ROOM)[-1]
-    assert posted["text"].startswith("*Go/No-Go* — opened by <@U0COMMANDER> at 10:00")
+    assert posted["text"].startswith(f"*Go/No-Go* — opened by <@U0COMMANDER> at {at('10:00')}")
     assert "• Rollback plan reviewed; backups and snapshots up to date" in posted["text"]
     assert "Waiting for: commander, eng_oncall, exec." in posted["text"]
     assert [e["value"] for e in posted["blocks"][1]["elements"]] == ["go", "nogo"]
@@ -65,7 +66,7 @@ def test_acceptance_three_roles_vote_go_and_a_go_decision_lists_each_vote(bot: H
     assert "Waiting for: eng_oncall, exec." in live(bot, ref)
     vote(bot, ref, "go", ENG)
     bot.clock.advance(timedelta(minutes=2))
-    assert vote(bot, ref, "go", EXEC) == "The Go/No-Go poll closed at 10:02: GO."
+    assert vote(bot, ref, "go", EXEC) == f"The Go/No-Go poll closed at {at('10:02')}: GO."
     [d] = decisions(bot, "gonogo")
     assert d.text == "GO: commander U0COMMANDER go; eng_oncall U0ENG go; exec U0EXEC go"
     assert d.actor == EXEC and d.created_at == bot.clock.now()
@@ -106,7 +107,7 @@ def test_votes_change_until_closed_and_every_change_is_audited(bot: Harness) -> 
     vote(bot, ref, "go", EXEC)
     assert decisions(bot)[0].text.startswith("GO:")
     # closed: no more changes, from the old message or by command
-    assert vote(bot, ref, "nogo", ENG) == "The Go/No-Go poll closed at 10:00: GO."
+    assert vote(bot, ref, "nogo", ENG) == f"The Go/No-Go poll closed at {at('10:00')}: GO."
     assert "No Go/No-Go poll is open" in slash(bot, "/gonogo", "nogo", user=ENG)
     assert len(decisions(bot)) == 1 and votes(bot)[0].choice == "go"
 
@@ -138,17 +139,17 @@ def test_a_second_gonogo_while_open_says_so_and_close_counts_missing_as_nogo(bot
     ref = start(bot)
     vote(bot, ref, "go", COMMANDER)
     out = slash(bot, "/gonogo")
-    assert out.startswith("A Go/No-Go poll is already open (opened at 10:00); waiting for eng_oncall, exec.")
+    assert out.startswith(f"A Go/No-Go poll is already open (opened at {at('10:00')}); waiting for eng_oncall, exec.")
     assert len(polls(bot)) == 1
     vote(bot, ref, "go", ENG)
-    assert slash(bot, "/gonogo", "close") == "The Go/No-Go poll closed at 10:00: NO-GO."
+    assert slash(bot, "/gonogo", "close") == f"The Go/No-Go poll closed at {at('10:00')}: NO-GO."
     [d] = decisions(bot)
     assert d.text.endswith("exec - missing") and d.payload["closed_by"] == "commander"
     assert "• exec (<@U0EXEC>): no vote" in live(bot, ref)
     # a fresh poll may follow, and the old message is now stale
     new = start(bot)
     assert new != ref
-    assert vote(bot, ref, "go", EXEC) == "The Go/No-Go poll closed at 10:00: NO-GO."
+    assert vote(bot, ref, "go", EXEC) == f"The Go/No-Go poll closed at {at('10:00')}: NO-GO."
     assert vote(bot, new, "go", EXEC).startswith("Your vote (go)")
 
 
@@ -156,7 +157,7 @@ def test_a_holder_of_two_required_roles_votes_for_both(bot: Harness) -> None:
     slash(bot, "/role", f"exec {COMMANDER}")
     ref = start(bot)
     assert vote(bot, ref, "go", COMMANDER).startswith("Your vote (go) is recorded as commander, exec.")
-    assert vote(bot, ref, "go", ENG) == "The Go/No-Go poll closed at 10:00: GO."
+    assert vote(bot, ref, "go", ENG) == f"The Go/No-Go poll closed at {at('10:00')}: GO."
     assert decisions(bot)[0].text == "GO: commander U0COMMANDER go; eng_oncall U0ENG go; exec U0COMMANDER go"
 
 
@@ -183,7 +184,7 @@ def test_signoff_all_accept_says_launch_accepted(bot: Harness) -> None:
     for user in (COMMANDER, ENG, CX):
         vote(bot, ref, "accepted", user, "signoff_vote")
     assert slash(bot, "/signoff", "accepted metrics look good", user=EXEC) == \
-        "The Launch sign-off poll closed at 10:00: launch accepted."
+        f"The Launch sign-off poll closed at {at('10:00')}: launch accepted."
     [d] = decisions(bot, "signoff")
     assert d.text.startswith("launch accepted: commander U0COMMANDER accepted;")
     assert d.text.endswith("exec U0EXEC accepted (metrics look good)")

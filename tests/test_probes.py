@@ -24,6 +24,7 @@ from tests.clockwork import live_timers, texts
 from tests.conftest import START, TEST_CONFIG
 from tests.harness import Harness
 from tests.standin import SlackStandin
+from tests.times import at
 
 
 class Site:
@@ -146,7 +147,7 @@ def test_slow_probe_alerts_once_then_recovers_once(watched: Harness, site: Site)
     check(watched, timedelta(minutes=1))
     check(watched, timedelta(minutes=1))
     recovered = texts(watched, "recovered")
-    assert len(recovered) == 1 and "*app* recovered" in recovered[0] and "in trouble since 10:00" in recovered[0]
+    assert len(recovered) == 1 and "*app* recovered" in recovered[0] and f"in trouble since {at('10:00')}" in recovered[0]
     assert [e.kind for e in watched.events() if e.kind.startswith("probe.")] == ["probe.alerted", "probe.recovered"]
 
 

@@ -34,8 +34,9 @@ from tests.console_helpers import (
 )
 from tests.flag_server import FlagServer, closed_port_url
 from tests.harness import Harness
+from tests.times import at
 
-BROADCAST = ("Rollback initiated at 10:00 due to checkout errors. Operators: revert to legacy workflows immediately. "
+BROADCAST = (f"Rollback initiated at {at('10:00')} due to checkout errors. Operators: revert to legacy workflows immediately. "
              "Follow instructions in Runbook §6.")
 
 
@@ -97,7 +98,7 @@ def test_acceptance_commander_rollback_broadcasts_calls_webhook_once_logs_one_de
     assert out.startswith("Rollback requested: confirm it on the message in the war room")
     assert broadcasts(bot, WAR_ROOM) == [] and flags.calls == []
     confirmation = bot.posts(WAR_ROOM)[-1]
-    assert confirmation["text"].startswith(":warning: *Rollback requested* by <@U0COMMANDER> at 10:00: checkout errors")
+    assert confirmation["text"].startswith(f":warning: *Rollback requested* by <@U0COMMANDER> at {at('10:00')}: checkout errors")
     assert confirm(bot).startswith("Rollback initiated")
     bot.deliver()
     for channel in (WAR_ROOM, OPERATORS, "C0SUPPORT"):
@@ -116,7 +117,7 @@ def test_acceptance_commander_rollback_broadcasts_calls_webhook_once_logs_one_de
     [rb] = rollbacks(bot)
     assert (rb.status, rb.approvals, rb.webhook_status) == ("confirmed", [COMMANDER], "HTTP 200")
     updated = message(bot, WAR_ROOM, ts_of(bot, f"rollback:{rb.id}"))
-    assert updated["text"].startswith(":rewind: *Rollback confirmed* at 10:00 by <@U0COMMANDER>")
+    assert updated["text"].startswith(f":rewind: *Rollback confirmed* at {at('10:00')} by <@U0COMMANDER>")
     assert all(b["type"] != "actions" for b in updated["blocks"])
 
 
@@ -147,7 +148,7 @@ def test_a_second_rollback_while_pending_or_done_says_so(bot: Harness, flags: Fl
     assert len(rollbacks(bot)) == 1
     confirm(bot)
     out = slash(bot, "/rollback", "again")
-    assert out.startswith("The rollback was already initiated at 10:00 (checkout errors); it is not broadcast twice.")
+    assert out.startswith(f"The rollback was already initiated at {at('10:00')} (checkout errors); it is not broadcast twice.")
     # a double click on confirm, and a click on the (now stale) confirmation
     assert confirm(bot).startswith("The rollback was already initiated")
     bot.deliver()
@@ -306,13 +307,13 @@ def test_checklist_ticked_by_anyone_once_and_completed(bot: Harness) -> None:
     bot.clock.advance(timedelta(minutes=3))
     assert click(bot, "rollback_step", f"{rid}:1", user=ENG, ref=ref) == "Step 1 ticked."
     assert click(bot, "rollback_step", f"{rid}:1", user=DEVOPS, ref=ref) == \
-        "Step 1 was already ticked by <@U0ENG> at 10:03."
+        f"Step 1 was already ticked by <@U0ENG> at {at('10:03')}."
     assert "not one of a confirmed rollback" in click(bot, "rollback_step", f"{rid}:9", ref=ref)
     assert "not one warroom knows" in click(bot, "rollback_step", f"{rid}", ref=ref)
     bot.deliver()
     now = message(bot, WAR_ROOM, ts_of(bot, ref))
     assert now["text"].startswith("*Rollback checklist* (1/3 done)")
-    assert ":white_check_mark: 1. Disable production flag — <@U0ENG> at 10:03" in now["text"]
+    assert f":white_check_mark: 1. Disable production flag — <@U0ENG> at {at('10:03')}" in now["text"]
     assert "accessory" not in now["blocks"][1] and "accessory" in now["blocks"][2]
     click(bot, "rollback_step", f"{rid}:2", user=DEVOPS, ref=ref)
     click(bot, "rollback_step", f"{rid}:3", user=STRANGER, ref=ref)
@@ -334,7 +335,7 @@ def test_mentions_in_the_reason_are_escaped_everywhere(bot: Harness) -> None:
         for text in texts(bot, channel):
             assert "<!channel>" not in text and "<@U0EXEC>" not in text and "<https://evil" not in text
     assert broadcasts(bot, OPERATORS)[0].startswith(
-        "Rollback initiated at 10:00 due to &lt;!channel&gt; &lt;@U0EXEC&gt; &amp; &lt;https://evil.example|click&gt;.")
+        f"Rollback initiated at {at('10:00')} due to &lt;!channel&gt; &lt;@U0EXEC&gt; &amp; &lt;https://evil.example|click&gt;.")
 
 
 def test_simultaneous_confirm_clicks_broadcast_once(bot: Harness, flags: FlagServer) -> None:

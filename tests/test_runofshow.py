@@ -13,6 +13,7 @@ from tests.clockwork import channel_posts, live_timers, race, set_role, texts, t
 from tests.conftest import START, TEST_CONFIG
 from tests.harness import Harness
 from tests.standin import SlackStandin
+from tests.times import as_read, at
 
 MARKS = [
     {"at": "T-24h", "text": "Dry run in staging"},
@@ -47,17 +48,17 @@ def test_marks_post_at_their_time_and_t0_announces(early: Harness) -> None:
     early.advance(timedelta(minutes=29, seconds=59))
     assert texts(early, "T-30m") == []
     early.advance(timedelta(seconds=1))
-    assert texts(early, "*T-30m* (09:30): Warm sessions") and "Late by" not in texts(early, "T-30m")[0]
+    assert texts(early, f"*T-30m* ({at('09:30')}): Warm sessions") and "Late by" not in texts(early, "T-30m")[0]
     early.advance(timedelta(minutes=30))
     assert len(texts(early, LIVE)) == 1 and len(texts(early, LIVE, channel="C0OPERATORS")) == 1
-    assert texts(early, "*T0* (10:00): Enable the production flag")
+    assert texts(early, f"*T0* ({at('10:00')}): Enable the production flag")
     assert texts(early, LIVE)[0].startswith(":rocket: HotDash Control Center is now live")
     beat = live_timers(early, "heartbeat")
     assert len(beat) == 1 and beat[0].due_at == START + timedelta(minutes=30)
     early.advance(timedelta(minutes=15))
-    assert texts(early, "*T+15m* (10:15): Verify metrics")
+    assert texts(early, f"*T+15m* ({at('10:15')}): Verify metrics")
     early.advance(timedelta(minutes=15))
-    assert "Next checkpoint 11:00 (T+1h)" in texts(early, "Status Update")[0]
+    assert f"Next checkpoint {at('11:00')} (T+1h)" in texts(early, "Status Update")[0]
     assert len(bot_events(early, "launch.mark")) == 4 and len(bot_events(early, "launch.started")) == 1
 
 
@@ -71,10 +72,10 @@ def test_launch_start_announces_once_and_t0_does_not_repeat_it(early: Harness) -
     r = early.slash("/launch", "start")
     assert "announced" in r.json()["text"]
     r = early.slash("/launch", "start")
-    assert "already announced at 09:50" in r.json()["text"]
+    assert f"already announced at {at('09:50')}" in r.json()["text"]
     early.advance(timedelta(minutes=10))
     assert len(texts(early, LIVE)) == 1 and len(texts(early, LIVE, channel="C0OPERATORS")) == 1
-    assert texts(early, "*T0* (10:00): Enable the production flag")
+    assert texts(early, f"*T0* ({at('10:00')}): Enable the production flag")
     assert live_timers(early, "heartbeat")[0].due_at == START + timedelta(minutes=20)  # from 09:50
 
 
@@ -82,24 +83,24 @@ def test_status_before_and_after_t0(early: Harness) -> None:
     early.tick()
     r = early.slash("/launch", "status", user="U0OPERATOR1")
     text = r.json()["text"]
-    assert "T-1h: T0 is Thu 16 Oct 2025 10:00 PDT." in text
-    assert "Next: *T-30m* at 09:30 (in 30m)" in text and "Then: *T0* at 10:00" in text
+    assert "T-1h: T0 is <!date^1760634000^{date_short_pretty} {time}|Thu 16 Oct 2025 10:00 PDT>." in text
+    assert f"Next: *T-30m* at {at('09:30')} (in 30m)" in text and f"Then: *T0* at {at('10:00')}" in text
     assert "Not announced yet" in text and "starts at T0" in text
     early.advance(timedelta(hours=1))
     early.advance(timedelta(minutes=5))
     text = early.slash("/launch", "", user="U0OPERATOR1").json()["text"]
-    assert "T+5m: T0 was" in text and "Next: *T+15m* at 10:15 (in 10m)" in text
-    assert "Announced at 10:00." in text and "next at 10:30, until 14:00" in text
+    assert "T+5m: T0 was" in text and f"Next: *T+15m* at {at('10:15')} (in 10m)" in text
+    assert f"Announced at {at('10:00')}." in text and f"next at {at('10:30')}, until {at('14:00')}" in text
 
 
 def test_t0_moved_moves_every_mark_not_yet_posted(early: Harness) -> None:
     early.tick()
     early.advance(timedelta(minutes=30))  # T-2h (late) and T-30m posted by 09:30
     r = early.slash("/launch", "t0 2025-10-16T12:00:00-07:00")
-    assert "T0 is now Thu 16 Oct 2025 12:00 PDT" in r.json()["text"] and "3 run-of-show mark(s)" in r.json()["text"]
+    assert "T0 is now Thu 16 Oct 2025 12:00 PDT" in as_read(r.json()["text"]) and "3 run-of-show mark(s)" in r.json()["text"]
     early.deliver()
     note = texts(early, "T0 moved to")
-    assert len(note) == 1 and "(was 10:00)" in note[0] and "next: *T0* at 12:00" in note[0]
+    assert len(note) == 1 and f"(was {at('10:00')})" in note[0] and f"next: *T0* at {at('12:00')}" in note[0]
     pending = {t.payload["label"]: t.due_at for t in live_timers(early, "mark")}
     assert pending == {"T0": START + timedelta(hours=2), "T+15m": START + timedelta(hours=2, minutes=15),
                        "T+1h": START + timedelta(hours=3)}
@@ -147,7 +148,7 @@ def test_restart_summarises_marks_over_an_hour_late_and_posts_the_rest_late(stan
         assert len(posts) == 2
         assert "T-24h" in posts[0]["text"] and "23h40m late" in posts[0]["text"]
         assert "T-12h" in posts[0]["text"] and "T-2h" in posts[0]["text"] and "1h40m late" in posts[0]["text"]
-        assert posts[1]["text"].startswith("*T-30m* (09:30)") and "Late by 10m" in posts[1]["text"]
+        assert posts[1]["text"].startswith(f"*T-30m* ({at('09:30')})") and "Late by 10m" in posts[1]["text"]
         assert [t.payload["label"] for t in live_timers(second, "mark")] == ["T0", "T+15m", "T+1h"]
     finally:
         second.close()
