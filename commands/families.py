@@ -1,6 +1,7 @@
 """Importing this module registers every command family with commands/registry.py."""
 
 from commands import (  # noqa: F401
+    actions,
     checkpoint,
     contingency,
     decision,
@@ -12,6 +13,7 @@ from commands import (  # noqa: F401
     launch,
     polls,
     probes,
+    readiness,
     roles,
     rollback,
 )
