@@ -38,6 +38,7 @@ VERBS = {"done": "ready", "blocked": "blocked", "risk": "at_risk", "reopen": "pe
 REMIND, OVERDUE = "ready_reminder", "ready_overdue"
 MAX_NOTE = 1000
 ADDERS = ("commander", "scribe")
+FIELD_BAR = re.compile(r"\|(?![^<>]*>)")  # a `|` between fields, not the one inside Slack's <@U123|name>
 GATE_NUMBER = re.compile(r"^(?:R-?)?(\d{1,9})\Z", re.IGNORECASE)
 
 
@@ -84,8 +85,13 @@ def resolve_due(ctx: Context, token: str, usage: str, *, spans: bool = False) ->
     return due, when
 
 
+def tidy(text: str) -> str:
+    """Spaces folded within each line; line breaks kept (a form's multiline text)."""
+    return "\n".join(" ".join(line.split()) for line in text.strip().splitlines() if line.strip())
+
+
 def check_text(text: str, usage: str, *, what: str = "item") -> str:
-    text = " ".join(text.split())
+    text = tidy(text)
     if not text:
         raise CommandError(reply("readiness.needs_text", what=what), usage)
     if len(text) > MAX_ITEM_TEXT:
@@ -94,7 +100,7 @@ def check_text(text: str, usage: str, *, what: str = "item") -> str:
 
 
 def check_note(note: str, usage: str) -> str:
-    note = " ".join(note.split())
+    note = tidy(note)
     if len(note) > MAX_NOTE:
         raise CommandError(reply("readiness.note_too_long", length=len(note), limit=MAX_NOTE), usage)
     return note
@@ -102,7 +108,7 @@ def check_note(note: str, usage: str) -> str:
 
 def split_fields(text: str, known: tuple[str, ...], usage: str) -> tuple[str, dict[str, str]]:
     """`text | owner: x | due: y | critical` -> ("text", {"owner": "x", "due": "y", "critical": ""})."""
-    head, *parts = text.split("|")
+    head, *parts = FIELD_BAR.split(text)
     fields: dict[str, str] = {}
     for part in parts:
         key, colon, value = part.strip().partition(":")
