@@ -185,3 +185,19 @@ def test_the_exports_carry_readiness_and_action_items(bot: Harness, tmp_path: Pa
     assert "@U0CX (cx)" in a1 and "2025-10-18 10:00" in a1 and a1.rstrip().endswith("| open |") and "\n" not in a1
     assert "| A-2 |" in items and "(T+24h)" in items and "| done " in items
     assert "- [ ] A-1: " in md.split("## Open action items", 1)[1]
+
+
+def test_the_rehearsal_shows_a_gate_overdue_then_done_and_its_retrospective_lists_the_action_item(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_rehearse import rehearse
+
+    out, took = rehearse(tmp_path, monkeypatch, speed=600, start="T-30m", until="T+4h")  # ends on its own
+    overdue = out.index("*qa-evidence* is overdue")
+    done = out.index("*qa-evidence* is *ready*")
+    gonogo = out.index("*Go/No-Go decision: GO*")
+    assert overdue < done < gonogo and "<@U0COMMANDER>" not in out  # the shell shows people as @U…
+    assert "Action item *A-1* added by @U0SCRIBE" in out
+    (retro,) = tmp_path.glob("rehearsal-retrospective-*.md")
+    items = retro.read_text().split("## Action items", 1)[1].split("## Open action items", 1)[0]
+    row = next(line for line in items.splitlines() if line.startswith("| A-1 |"))
+    assert "@U0ENG (eng_oncall)" in row and "(T+24h)" in row and "| open |" in row

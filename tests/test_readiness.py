@@ -76,13 +76,13 @@ def run_to(bot: Harness, when: Any) -> None:
 def test_ready_lists_every_item_with_its_state_owner_due_and_critical(bot: Harness) -> None:
     text = slash(bot, "/ready", user=STRANGER)
     lines = text.splitlines()
-    assert lines[0].strip("*") == "Readiness: 0/3 ready"
+    assert lines[0] == "Readiness: 0/3 ready"
     qa = next(line for line in lines if "qa-evidence" in line)
     assert "pending" in qa and "critical" in qa and "T-48h" in qa and "Fri 17 Oct 10:00 PDT" in qa and "<@U0QA>" in qa
     facilitators = next(line for line in lines if "facilitators" in line)
     assert "critical" not in facilitators and "T-60h" in facilitators
     slash(bot, "/ready", "done qa-evidence https://ci.example/run/42", user=QA)
-    assert slash(bot, "/ready", "list").splitlines()[0].strip("*") == "Readiness: 1/3 ready"
+    assert slash(bot, "/ready", "list").splitlines()[0] == "Readiness: 1/3 ready"
 
 
 def test_reminder_then_overdue_at_their_times_each_once(bot: Harness) -> None:
