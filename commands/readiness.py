@@ -53,7 +53,7 @@ def parse_owner(ctx: Context, token: str, usage: str) -> str:
     token = token.strip()
     if token.startswith(("<@", "@U", "@W")) or USER_ID.match(token):
         return parse_user(token, usage)
-    role = token.lower().replace("-", "_")
+    role = token.lstrip("@").lower().replace("-", "_")  # `@qa` is the role qa
     from commands.roles import known_roles  # here: roles reads readiness owners (known_roles)
 
     known = known_roles(ctx)

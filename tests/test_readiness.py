@@ -156,6 +156,7 @@ def test_ready_add_by_commander_or_scribe_only(bot: Harness) -> None:
     assert slash(bot, "/ready", "add Runbook reviewed | owner: eng_oncall | due: T-36h | critical",
                  user=SCRIBE) == "Added R-1; the war room has been told."
     assert "Added R-2" in slash(bot, "/ready", "add Status page drafted | owner: @U0CX | due: 2025-10-18T12:00:00Z")
+    assert "Added R-3" in slash(bot, "/ready", "add Comms drafted | owner: @cx | due: T-40h")
     bot.deliver()
     r1 = items(bot)["R-1"]
     assert r1.critical and r1.owner == "eng_oncall" and r1.due_label == "T-36h"
@@ -164,7 +165,7 @@ def test_ready_add_by_commander_or_scribe_only(bot: Harness) -> None:
     assert "added by <@U0SCRIBE>" in added and "<@U0ENG>" in added and "critical" in added
     assert "done R-1" not in slash(bot, "/ready", "done r-1 runbook link", user=ENG)  # ids in any case
     assert items(bot)["R-1"].state == "ready"
-    assert items(bot)["R-2"].owner == CX
+    assert items(bot)["R-2"].owner == CX and items(bot)["R-3"].owner == "cx"
 
 
 @pytest.mark.parametrize(("text", "says"), [
