@@ -91,7 +91,20 @@ def script(config: Config) -> list[Step]:
     ]
     steps += [Step(timedelta(hours=3, minutes=51), role, "action", "signoff_vote", "accepted", f"{role} signs off")
               for role in config.signoff_roles]
-    return sorted(steps, key=lambda s: s.at)
+    return sorted(steps + readiness_steps(config), key=lambda s: s.at)
+
+
+def readiness_steps(config: Config) -> list[Step]:
+    """Each critical gate delivered by its owner before the go/no-go (those already due were posted overdue
+    when the rehearsal began), and a follow-up action item from the retrospective after the sign-off."""
+    steps = [Step(timedelta(minutes=-29 + n), gate.owner if gate.owner in config.roles else "commander", "slash",
+                  "/ready", f"done {gate.id} Evidence attached: rehearsal run", f"{gate.id} delivered")
+             for n, gate in enumerate([g for g in config.readiness if g.critical][:4])]
+    owner = "eng_oncall" if "eng_oncall" in config.roles else "commander"
+    steps.append(Step(timedelta(hours=3, minutes=55), "scribe" if "scribe" in config.roles else "commander", "slash",
+                      "/action", f"Post-incident review: timeline, MTTA/MTTR, lessons learned | owner: {owner} "
+                      "| due: T+24h", "a follow-up action item from the retrospective"))
+    return steps
 
 
 class _Healthy(BaseHTTPRequestHandler):

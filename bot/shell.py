@@ -89,6 +89,7 @@ class Shell:
             f"warroom shell: {launch.name}, no Slack needed (record: {where})\n"
             f"You are {self.who()}. Posts show where they would land in Slack; replies marked (only you) are ephemeral.\n"
             "  /incident sev1 checkout down     declare an incident (/warroom help lists every command)\n"
+            "  /ready · /action <text> | owner: @U0ENG | due: 2d   the gates before T0; a follow-up item\n"
             "  :press incident_ack 1            press a button shown under a message; :as U0ENG acts as someone else\n"
             "  :advance 10m                     move the clock to see escalations now; :help, :quit"
         )

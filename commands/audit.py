@@ -18,10 +18,13 @@ from typing import Any
 from sqlmodel import Session, select
 
 from db.models import AuditEvent, Incident, Launch, OutboxMessage, RoleAssignment
+from db.readiness import ActionItem, ReadinessItem
 
 SCHEMA_VERSION = 1
 CSV_FIELDS = ("id", "severity", "severity_name", "summary", "owner", "status", "declared", "acknowledged",
-              "resolved", "time_to_acknowledge_s", "time_to_resolve_s", "escalations")
+              "resolved", "time_to_acknowledge_s", "time_to_resolve_s", "escalations",
+              # readiness gates and action items follow the incidents (their columns empty for an incident)
+              "record", "due", "due_label", "critical", "done", "note", "changed_by")
 # outbox payload keys that are message bodies too large (or too binary) for the trail
 _BULKY = ("blocks", "content")
 
@@ -108,8 +111,28 @@ def incidents_csv(session: Session, launch: Launch, severity_names: dict[str, st
             f"INC-{i.number}", i.severity, severity_names.get(i.severity, i.severity), i.summary, i.owner or "",
             i.status, iso(i.declared_at), iso(i.acknowledged_at) or "", iso(i.resolved_at) or "",
             _seconds(i.acknowledged_at, i.declared_at), _seconds(i.resolved_at, i.declared_at), i.escalations,
+            "incident", "", "", "", "", "", "",
         )])
+    for row in owned_rows(session, launch):
+        writer.writerow([inert(cell) for cell in row])
     return out.getvalue()
+
+
+def owned_rows(session: Session, launch: Launch) -> Iterator[tuple[Any, ...]]:
+    """The csv rows of the readiness gates (record `readiness`) and the action items (record `action`):
+    id, text as summary, owner (a role or a user id), state as status, created as declared."""
+    gates = session.exec(select(ReadinessItem).where(ReadinessItem.launch_id == launch.id)
+                         .order_by(ReadinessItem.id)).all()  # type: ignore[arg-type]
+    for g in gates:
+        yield (g.key, "", "", g.text, g.owner, g.state, iso(g.created_at), "", "", "", "", "",
+               "readiness", iso(g.due_at) or "", g.due_label or "", "true" if g.critical else "false",
+               iso(g.ready_at) or "", g.note, g.changed_by or "")
+    actions = session.exec(select(ActionItem).where(ActionItem.launch_id == launch.id)
+                           .order_by(ActionItem.number)).all()
+    for a in actions:
+        yield (f"A-{a.number}", "", "", a.text, a.owner, a.state, iso(a.created_at), "", "", "", "", "",
+               "action", iso(a.due_at) or "", a.due_label or "", "", iso(a.done_at) or "", a.note,
+               a.done_by or a.created_by)
 
 
 def inert(cell: Any) -> Any:

@@ -28,6 +28,7 @@ from commands.config import NEXT_CHECKPOINT, SEVERITY_KEYS
 from commands.context import Context, Result, post, record, role_holder
 from commands.decision import decisions_after, last_decision_id, log_decision
 from commands.errors import CommandError
+from commands.readiness import before_t0_summary
 from commands.registry import action, slash
 from commands.render import reply
 from commands.roles import COMMANDER, require_commander
@@ -68,6 +69,7 @@ def summary(ctx: Context, since: datetime | None, decisions_after_id: int) -> di
         "probes": probe_figures(ctx),
         "decisions": decisions_after(ctx, decisions_after_id),
         "since": since,
+        "readiness": before_t0_summary(ctx),  # gates not ready, until T0
     }
 
 

@@ -31,6 +31,7 @@ from pydantic import (
 
 from commands.config_channels import IncidentChannels
 from commands.config_file import ConfigError, bad, key_path_errors, must, read_yaml, shown
+from commands.config_readiness import Readiness
 from commands.defaults import (
     DEFAULT_ANNOUNCEMENT,
     DEFAULT_CONTINGENCIES,
@@ -353,6 +354,8 @@ class Config(_Section):
     admins: tuple[User, ...] = ()  # may take the commander seat while nobody holds it; nothing else
     limits: Limits = Field(default_factory=Limits)
     incident_channels: IncidentChannels | None = None  # commands/config_channels.py; absent: no channels
+    readiness: Readiness = ()  # commands/config_readiness.py: gates before T0 (seeds 002, 004)
+    readiness_remind_before: Duration = timedelta(hours=24)
 
     launch_name = _setting("launch.name")
     timezone = _setting("launch.timezone")

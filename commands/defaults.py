@@ -55,6 +55,13 @@ DEFAULT_YAML: dict[str, Any] = {
         "commander": "U0COMMANDER", "scribe": "U0SCRIBE", "eng_oncall": "U0ENG",
         "devops": "U0DEVOPS", "cx": "U0CX", "exec": "U0EXEC",
     },
+    "readiness": [  # seed 002's evidence gates, owned by the placeholder roles
+        {"id": "qa-evidence", "text": "QA evidence: ?mock=0 sustained HTTP 200, synthetic check < 300 ms",
+         "owner": "eng_oncall", "due": "T-48h", "critical": True},
+        {"id": "embed-token", "text": "Shopify embed token delivered", "owner": "devops", "due": "T-24h",
+         "critical": True},
+        {"id": "facilitators", "text": "Facilitators confirmed", "owner": "cx", "due": "T-72h"},
+    ],
 }
 DEFAULT_SEVERITIES: dict[str, dict[str, Any]] = {
     "sev1": {"name": "Critical", "ack_within": "5m", "escalate_to": ["commander", "eng_oncall", "exec"], "update_every": "15m"},

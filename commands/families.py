@@ -1,6 +1,7 @@
 """Importing this module registers every command family with commands/registry.py."""
 
 from commands import (  # noqa: F401
+    actions,
     checkpoint,
     contingency,
     decision,
@@ -15,6 +16,7 @@ from commands import (  # noqa: F401
     pins,
     polls,
     probes,
+    readiness,
     roles,
     rollback,
 )

@@ -19,6 +19,7 @@ from commands.authority import locked_launch, require_commander
 from commands.context import Context, Result, post, record
 from commands.errors import CommandError
 from commands.parse import parse_duration
+from commands.readiness import before_t0_summary
 from commands.registry import slash, timer
 from commands.render import reply
 from db.models import Activity, Incident, Launch, ProbeResult, Timer
@@ -159,7 +160,8 @@ def post_heartbeat(ctx: Context, *, late: timedelta | None = None, last: bool = 
     engaged = engagement(ctx, window)
     post(ctx, launch.war_room, "heartbeat", kind="heartbeat", incidents=incidents,
          severities=ctx.config.severities, latency=latency, engagement=engaged, window=window,
-         checkpoint=next_checkpoint(ctx), late=late, last=last, asked_by=asked_by)
+         checkpoint=next_checkpoint(ctx), late=late, last=last, asked_by=asked_by,
+         readiness=before_t0_summary(ctx))  # gates not ready, until T0
     record(ctx, "heartbeat.posted", open=len(incidents), engagement=engaged["count"], asked_by=asked_by,
            late_s=late.total_seconds() if late else 0, last=last,
            latency={f["name"]: (f["result"].latency_ms if f["result"] and f["result"].ok else None) for f in latency})

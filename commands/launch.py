@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import select
 
+from commands import actions, readiness
 from commands.authority import locked_launch, require_commander
 from commands.context import Context, Result, post, record
 from commands.errors import CommandError
@@ -149,6 +150,8 @@ def move_t0(ctx: Context, when: datetime) -> Result:
            marks_moved=len(marks))
     post(ctx, launch.war_room, "launch_t0", kind="launch.t0_moved", before=before, after=when, marks=marks,
          local=_local(ctx, when))
+    readiness.follow_t0(ctx)  # dues given as T-offsets move with T0
+    actions.follow_t0(ctx)
     return Result(reply=reply("launch.t0_moved", local=_local(ctx, when), marks=marks))
 
 

@@ -23,6 +23,7 @@ from commands.config import Config
 from commands.context import Context, Result, post, record, role_holder
 from commands.decision import log_decision
 from commands.errors import CommandError
+from commands.readiness import critical_gates
 from commands.registry import action, slash
 from commands.render import reply
 from commands.roles import require_commander, require_role
@@ -88,7 +89,8 @@ def poll_values(ctx: Context, spec: PollKind, poll: Poll) -> dict[str, object]:
     votes = votes_of(ctx, poll)
     lines = [{"role": role, "holder": role_holder(ctx.session, ctx.launch.id, role), "vote": votes.get(role)}
              for role in poll.roles]
-    return {"spec": spec, "poll": poll, "lines": lines, "missing": [line for line in lines if not line["vote"]]}
+    return {"spec": spec, "poll": poll, "lines": lines, "missing": [line for line in lines if not line["vote"]],
+            "readiness": critical_gates(ctx) if spec.kind == "gonogo" else []}  # each critical gate and its state
 
 
 def start(ctx: Context, spec: PollKind) -> Result:
@@ -160,6 +162,9 @@ def vote(ctx: Context, spec: PollKind, choice: str, reason: str, via: str) -> Re
 def close(ctx: Context, spec: PollKind, poll: Poll, *, closed_by: str) -> Result:
     votes = votes_of(ctx, poll)
     accepted = all(votes.get(role) is not None and votes[role].choice == spec.yes for role in poll.roles)
+    # a critical readiness gate not ready holds the go/no-go at NO-GO, whatever the votes
+    held = [g["item"] for g in critical_gates(ctx) if g["item"].state != "ready"] if spec.kind == "gonogo" else []
+    accepted = accepted and not held
     poll.outcome = spec.yes_outcome if accepted else spec.no_outcome
     poll.closed_at = ctx.now
     ctx.session.add(poll)
@@ -168,8 +173,12 @@ def close(ctx: Context, spec: PollKind, poll: Poll, *, closed_by: str) -> Result
                "reason": votes[role].reason if role in votes else ""} for role in poll.roles]
     text = poll.outcome + ": " + "; ".join(
         f"{v['role']} {v['user'] or '-'} {v['choice']}" + (f" ({v['reason']})" if v["reason"] else "") for v in listed)
-    log_decision(ctx, spec.kind, text, poll_id=poll.id, outcome=poll.outcome, votes=listed, closed_by=closed_by)
-    record(ctx, "poll.closed", poll_id=poll.id, poll_kind=spec.kind, outcome=poll.outcome, closed_by=closed_by)
+    if held:
+        text += "; held back by readiness not ready: " + ", ".join(f"{i.key} ({i.state})" for i in held)
+    log_decision(ctx, spec.kind, text, poll_id=poll.id, outcome=poll.outcome, votes=listed, closed_by=closed_by,
+                 held_by=[i.key for i in held])
+    record(ctx, "poll.closed", poll_id=poll.id, poll_kind=spec.kind, outcome=poll.outcome, closed_by=closed_by,
+           held_by=[i.key for i in held])
     values = poll_values(ctx, spec, poll)
     post(ctx, ctx.launch.war_room, "poll", kind=f"{spec.kind}.poll_update", update_ref=poll_ref(poll), **values)
     post(ctx, ctx.launch.war_room, "poll_result", kind=f"{spec.kind}.result", accepted=accepted, **values)

@@ -29,6 +29,7 @@ from db.models import (
     RollbackStep,
     Vote,
 )
+from db.readiness import ActionItem, ReadinessItem
 
 DESCRIBE_KEYS = ("summary", "text", "note", "reason", "choice", "outcome", "label", "command", "after", "role")
 POST_LAUNCH_CHECKLIST = (  # seed 000 §9, Post Launch (T+24h)
@@ -101,6 +102,9 @@ class Retro:
     actions: list[str] = field(default_factory=list)
     deliveries: dict[str, int] = field(default_factory=dict)
     people: dict[str, str] = field(default_factory=dict)
+    readiness: list[ReadinessItem] = field(default_factory=list)
+    action_items: list[ActionItem] = field(default_factory=list)
+    holders: dict[str, str | None] = field(default_factory=dict)  # role -> holder now (the owners' people)
 
 
 def _mean(values: list[timedelta]) -> timedelta | None:
@@ -155,6 +159,11 @@ def gather(session: Session, launch: Launch, config: Config, now: datetime) -> R
     for role, user in roster(session, launch.id).items():
         if user:
             retro.people[user] = f"{retro.people[user]}, {role}" if user in retro.people else role
+    retro.holders = roster(session, launch.id)
+    retro.readiness = list(session.exec(select(ReadinessItem).where(ReadinessItem.launch_id == launch.id)
+                                        .order_by(ReadinessItem.due_at, ReadinessItem.id)).all())  # type: ignore[arg-type]
+    retro.action_items = list(session.exec(select(ActionItem).where(ActionItem.launch_id == launch.id)
+                                           .order_by(ActionItem.number)).all())
     _action_items(session, launch, retro)
     return retro
 
@@ -204,6 +213,9 @@ def _polls(session: Session, launch: Launch, retro: Retro) -> None:
 
 
 def _action_items(session: Session, launch: Launch, retro: Retro) -> None:
+    for item in retro.action_items:
+        if item.state == "open":
+            retro.actions.append(f"A-{item.number}: {item.text}")
     for row in retro.incidents:
         if row.status != "resolved":
             state = "not acknowledged" if row.acknowledged_at is None else "acknowledged, not resolved"

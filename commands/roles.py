@@ -54,6 +54,7 @@ def known_roles(ctx: Context) -> set[str]:
     for severity in cfg.severities.values():
         names |= set(severity.escalate_to)
     names |= {c.owner for c in cfg.contingencies if ROLE_NAME.match(c.owner)}
+    names |= {g.owner for g in cfg.readiness if ROLE_NAME.match(g.owner)}  # readiness owners
     names |= set(roster(ctx.session, ctx.launch.id))
     return names
 

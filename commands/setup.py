@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from commands.config import Config
+from commands.readiness import seed_readiness
 from db.models import Launch, RoleAssignment, Timer
 
 
@@ -27,6 +28,7 @@ def ensure_launch(session: Session, config: Config, now: datetime, *, rehearsal:
     for role, user in config.roles.items():
         session.add(RoleAssignment(launch_id=launch.id, role=role, user_id=user, assigned_by="config", assigned_at=now))
     schedule_run_of_show(session, launch, config, now)
+    seed_readiness(session, launch, config, now)  # the config's readiness gates and their timers
     return launch
 
 

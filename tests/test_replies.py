@@ -57,6 +57,8 @@ def samples(text: str, *, other_branch: bool) -> dict[str, Any]:
         "admins": [text] if flag else [],
         "every": timedelta(minutes=15), "shortest": timedelta(minutes=1), "longest": timedelta(hours=24),
         "wait": timedelta(seconds=42),
+        "item": SimpleNamespace(key=text, state=text, owner=text, number=7, done_by=text, done_at=at),  # readiness
+        "spans": flag, "part": text,
         "next_at": at, "tz": "America/Los_Angeles", "length": 5000, "limit": 4000, "number": 7,
         **{name: text for name in ("choice", "command", "commander", "field", "filename", "key", "local", "message",
                                    "other", "query", "role", "token", "usage", "verb", "what", "word")},

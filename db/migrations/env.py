@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 
 import db.channels  # noqa: F401  (registers the incident channels table)
 import db.models  # noqa: F401  (registers the tables)
+import db.readiness  # noqa: F401
 
 target_metadata = SQLModel.metadata
 connection = context.config.attributes.get("connection")
