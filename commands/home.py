@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlmodel import select
 
+from commands import actions, readiness
 from commands.authority import locked_launch
 from commands.context import Context, Result, queue, roles_of
 from commands.files import t_label
@@ -103,6 +104,16 @@ def incidents_section(ctx: Context) -> dict[str, Any]:
     } for i in incidents]}
 
 
+@section("readiness")
+def readiness_section(ctx: Context) -> dict[str, Any]:
+    """`Readiness: <ready>/<all> ready` and every critical gate not ready, with its owner now."""
+    items = readiness.gates(ctx)
+    return {"ready": sum(1 for i in items if i.state == "ready"), "all": len(items), "critical_not_ready": [{
+        "key": i.key, "text": i.text, "state": i.state, "owner": i.owner,
+        "holder": readiness.owner_user(ctx, i.owner), "due_at": i.due_at,
+    } for i in items if i.critical and i.state != "ready"]}
+
+
 @section("next")
 def next_section(ctx: Context) -> dict[str, Any]:
     beats = pending_heartbeats(ctx, ctx.launch)
@@ -143,6 +154,15 @@ def readings_section(ctx: Context) -> dict[str, Any]:
 def roles_section(ctx: Context, viewer: str) -> dict[str, Any]:
     assert ctx.launch.id is not None
     return {"user": viewer, "roles": roles_of(ctx.session, ctx.launch.id, viewer)}
+
+
+@viewer_section("actions")
+def own_actions_section(ctx: Context, viewer: str) -> dict[str, Any]:
+    """The viewer's open follow-up action items (owned by them, or by a role they hold)."""
+    mine = [a for a in actions.action_items(ctx)
+            if a.state == "open" and readiness.owner_user(ctx, a.owner) == viewer]
+    return {"open": [{"number": a.number, "text": a.text, "due_at": a.due_at, "incident": a.incident_number}
+                     for a in mine]}
 
 
 # -- the plots ----------------------------------------------------------------------------

@@ -6,7 +6,7 @@
   const token = params.get("token") || "";
   const pollMs = Number(document.body.dataset.pollMs) || 2000;
   const charts = new Map(); // plot key -> uPlot instance
-  const KNOWN = new Set(["launch", "incidents", "next", "decisions", "readings"]);
+  const KNOWN = new Set(["launch", "incidents", "readiness", "next", "decisions", "readings"]);
   let tz = "UTC";
 
   const $ = (id) => document.getElementById(id);
@@ -87,6 +87,19 @@
         ? el("td", "by " + (i.acknowledged_by || "?") + " at " + time(i.acknowledged_at))
         : el("td", "NOT ACKNOWLEDGED", "unacked"));
       rows.appendChild(tr);
+    }
+  }
+
+  function drawReadiness(data) {
+    $("readiness-count").textContent = data.ready + "/" + data.all + " ready";
+    const list = clear($("readiness-list"));
+    if (!data.all) list.appendChild(el("li", "no readiness gates", "empty"));
+    else if (!data.critical_not_ready.length) list.appendChild(el("li", "every critical gate is ready", "empty"));
+    for (const g of data.critical_not_ready) {
+      const item = el("li", g.key + " (" + g.state.replace(/_/g, " ") + "): " + g.text + " · owner " + g.owner +
+        (g.due_at ? " · due " + time(g.due_at) : ""), "over");
+      item.dataset.gate = g.key;
+      list.appendChild(item);
     }
   }
 
@@ -209,6 +222,7 @@
     const now = state.clock.now;
     drawLaunch(s.launch, state.clock);
     drawIncidents(s.incidents, now);
+    if (s.readiness) drawReadiness(s.readiness);
     drawNext(s.next);
     drawDecisions(s.decisions);
     drawReadings(s.readings);
