@@ -16,7 +16,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from bot.dispatch import Dispatcher
-from bot.outside import MAX_BACKOFF_S, request, run_leased
+from bot.outside import lease_for as outside_lease
+from bot.outside import request, run_leased
 from commands.config import Webhook
 from commands.rollback import (
     WEBHOOK_KIND,
@@ -29,15 +30,12 @@ from commands.rollback import (
 
 def lease_for(webhook: Webhook | None) -> timedelta:
     """Long enough for every attempt and pause of one run, plus a margin."""
-    if webhook is None:
-        return timedelta(seconds=30)
-    per_attempt = webhook.timeout.total_seconds() + min(webhook.timeout.total_seconds(), MAX_BACKOFF_S)
-    return timedelta(seconds=(webhook.retries + 1) * per_attempt + 30)
+    return outside_lease(webhook.timeout if webhook else None, webhook.retries if webhook else 0)
 
 
 def call_webhook(webhook: Webhook, *, key: str, sleep: Callable[[float], None] = time.sleep) -> WebhookOutcome:
     """POST (or the configured method) the flag change; retry timeouts, connection errors, 5xx and 429."""
-    return request(webhook.method, webhook.url, json=webhook.json,
+    return request(webhook.method, webhook.url, body=webhook.json,
                    headers={"Idempotency-Key": key, **dict(webhook.headers)},
                    timeout=webhook.timeout.total_seconds(), retries=webhook.retries, service="the flag service",
                    sleep=sleep)

@@ -10,9 +10,12 @@ or a key.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -28,26 +31,26 @@ MAX_BACKOFF_S = 4.0
 C = TypeVar("C")
 
 
-def request(method: str, url: str, *, json: Any, headers: Mapping[str, str], timeout: float, retries: int,
+def request(method: str, url: str, *, body: Any, headers: Mapping[str, str], timeout: float, retries: int,
             service: str, sleep: Callable[[float], None] = time.sleep) -> CallOutcome:
     """One call, with `retries` more attempts on timeouts, connection errors, 429 and 5xx."""
     started = time.monotonic()
     status: int | None = None
     error: str | None = None
-    body: dict[str, Any] = {}
+    answer: dict[str, Any] = {}
     attempt = 0
     with httpx.Client(timeout=timeout) as client:
         for attempt in range(1, retries + 2):
             try:
-                response = client.request(method, url, json=json, headers=dict(headers))
+                response = client.request(method, url, json=body, headers=dict(headers))
             except httpx.TimeoutException:
                 status, error = None, f"timed out after {timeout:g}s"
             except httpx.HTTPError as exc:
                 status, error = None, f"{type(exc).__name__}: could not reach {service}"
             else:
-                status, error, body = response.status_code, None, _json_object(response)
+                status, error, answer = response.status_code, None, _json_object(response)
                 if 200 <= status < 300:
-                    return CallOutcome(ok=True, status=status, attempts=attempt, body=body,
+                    return CallOutcome(ok=True, status=status, attempts=attempt, body=answer,
                                        elapsed_ms=(time.monotonic() - started) * 1000)
                 if status < 500 and status != 429:  # a 4xx will not get better by asking again
                     break
@@ -56,8 +59,24 @@ def request(method: str, url: str, *, json: Any, headers: Mapping[str, str], tim
             if attempt <= retries:
                 sleep(min(timeout, MAX_BACKOFF_S, 0.5 * 2 ** (attempt - 1)))
     retry = status is None or status >= 500 or status == 429
-    return CallOutcome(ok=False, status=status, error=error, attempts=attempt, retry=retry, body=body,
+    return CallOutcome(ok=False, status=status, error=error, attempts=attempt, retry=retry, body=answer,
                        elapsed_ms=(time.monotonic() - started) * 1000)
+
+
+def lease_for(timeout: timedelta | None, retries: int) -> timedelta:
+    """Long enough for every attempt and pause of one call, plus a margin."""
+    if timeout is None:
+        return timedelta(seconds=30)
+    per_attempt = timeout.total_seconds() + min(timeout.total_seconds(), MAX_BACKOFF_S)
+    return timedelta(seconds=(retries + 1) * per_attempt + 30)
+
+
+def without(outcome: CallOutcome, secret: str) -> CallOutcome:
+    """The outcome with `secret` taken out of whatever the service echoed back."""
+    if not secret or secret not in json.dumps(outcome.body) and secret not in (outcome.error or ""):
+        return outcome
+    body = json.loads(json.dumps(outcome.body).replace(secret, "[redacted]"))
+    return replace(outcome, body=body, error=(outcome.error or "").replace(secret, "[redacted]") or None)
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:

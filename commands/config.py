@@ -325,6 +325,10 @@ class Limits(_Section):
     declarations_per_user_per_hour: Limit = 10
 
 
+# the sections kept in modules of their own build on the types above
+from commands.config_beyond import Paging, StatusPage  # noqa: E402
+
+
 def _setting(path: str) -> Any:
     """The flat name the commands read a key of a section by: `channels.war_room` as config.war_room.
 
@@ -351,6 +355,8 @@ class Config(_Section):
         Contingency(scenario=s, action=a, owner=o, notes=n) for s, a, o, n in DEFAULT_CONTINGENCIES)
     admins: tuple[User, ...] = ()  # may take the commander seat while nobody holds it; nothing else
     limits: Limits = Field(default_factory=Limits)
+    paging: Paging = Field(default_factory=Paging)
+    status_page: StatusPage = Field(default_factory=StatusPage)
 
     launch_name = _setting("launch.name")
     timezone = _setting("launch.timezone")

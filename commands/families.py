@@ -10,8 +10,10 @@ from commands import (  # noqa: F401
     help,
     incident,
     launch,
+    paging,
     polls,
     probes,
     roles,
     rollback,
+    statuspage,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+import db.beyond  # noqa: F401  (registers the tables of migration 0009_paging)
 import db.models  # noqa: F401  (registers the tables)
 
 target_metadata = SQLModel.metadata
