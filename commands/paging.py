@@ -8,7 +8,8 @@ event is a `pagerduty_event` Timer due now, queued in the command's own transact
 here. The incident's events go in order (an acknowledge waits for its trigger). A crash between the send
 and its record sends it again with the same `dedup_key`, which PagerDuty de-duplicates: at least once.
 A 429, a 5xx or no answer is tried again later; a 4xx is reported in the war room. The routing key is
-read at the edge and is never stored, posted, logged or exported.
+read at the edge and is never stored, posted, logged or exported. A rehearsal pages nobody: it posts what
+it would have sent.
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ def queue_event(ctx: Context, incident: Incident, action: str, *, role: str | No
     assert ctx.launch.id is not None and incident.id is not None
     user = role_holder(ctx.session, ctx.launch.id, role) if role else None
     event = event_for(ctx, incident, action, role, user)
+    if ctx.rehearsal:  # a rehearsal wakes nobody: it says what it would have sent
+        record(ctx, "incident.page_rehearsed", incident_id=incident.id, number=incident.number, action=action,
+               role=role, user=user, why=why, dedup_key=event["dedup_key"])
+        thread(ctx, incident, "pagerduty_rehearsed", "incident.page", action=action, role=role, user=user)
+        return True
     ctx.session.add(Timer(launch_id=ctx.launch.id, kind=PAGE_KIND, subject_id=incident.id, due_at=ctx.now,
                           created_at=ctx.now, payload={"claims": 0, "event": event, "role": role, "user": user,
                                                        "why": why}))

@@ -63,6 +63,8 @@ def statuspage_command(ctx: Context, text: str) -> Result:
         raise CommandError(reply("statuspage.no_slack_markup"), USAGE)
     if ctx.config.status_page.statuspage is None:
         raise CommandError(reply("statuspage.not_configured"))
+    if ctx.rehearsal:  # customers see the public page: a rehearsal never writes to it
+        raise CommandError(reply("statuspage.not_in_a_rehearsal"))
     require_publisher(ctx, "/statuspage")
     incident = load(ctx, id_token, USAGE)
     assert ctx.launch.id is not None and incident.id is not None

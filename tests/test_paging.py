@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from bot.clock import ManualClock
 from bot.outside import lease_for
 from bot.pagerduty import send_event
 from bot.scheduler import run_outside_calls
@@ -19,6 +20,7 @@ from db.models import AuditEvent, OutboxMessage, Timer
 from tests.console_helpers import COMMANDER, ENG, STRANGER, WAR_ROOM, slash, texts
 from tests.harness import Harness
 from tests.outside_standins import PD_THROTTLED, PagerDutyStandin
+from tests.standin import SlackStandin
 
 KEY = "R0UT1NGKEYR0UT1NGKEYR0UT1NGKEY32"  # 32 characters, as PagerDuty's are
 
@@ -240,3 +242,58 @@ def test_the_routing_key_is_never_logged_stored_or_exported(bot: Harness, pagerd
     assert b"incident.paged" in export and KEY.encode() not in export
     assert "incident.paged" in stored and KEY not in stored
     assert "outside call attempt failed" in caplog.text and KEY not in caplog.text
+
+
+def test_a_rehearsal_pages_nobody_and_says_what_it_would_send(standin: SlackStandin, database_url: str, config: Config,
+                                                              clock: ManualClock, pagerduty: PagerDutyStandin) -> None:
+    rehearsal = Harness(standin, database_url, config, clock, rehearsal=True)
+    try:
+        declare(rehearsal)
+        rehearsal.advance(timedelta(minutes=5))
+        slash(rehearsal, "/incident", "page INC-1 devops")
+        assert send(rehearsal) == 0 and pagerduty.calls == []
+        said = [t for t in thread_texts(rehearsal) if "PagerDuty is not called" in t]
+        assert said == ["[REHEARSAL] :pager: Rehearsal: PagerDuty is not called; a live launch would send INC-1's "
+                        "trigger now (eng_oncall: <@U0ENG>).",
+                        "[REHEARSAL] :pager: Rehearsal: PagerDuty is not called; a live launch would send INC-1's "
+                        "trigger now (devops: <@U0DEVOPS>)."]
+        assert len(rehearsal.events("incident.page_rehearsed")) == 2
+    finally:
+        rehearsal.close()
+
+
+def test_config_errors_name_their_key_paths() -> None:
+    from commands.config_file import ConfigError
+    from tests.conftest import TEST_CONFIG
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config({**TEST_CONFIG, "paging": {"pagerduty": {"url": "ftp://x", "routing_key_env": "my key"},
+                                                "page_roles": ["oncall"]}})
+    text = str(caught.value)
+    assert "paging.pagerduty.url: 'ftp://x' is not an http(s) URL" in text
+    assert "paging.pagerduty.routing_key_env: 'my key' is not an environment variable name" in text
+    assert "'oncall' is not a role under roles:" in text and "paging.page_roles" in text
+    defaults = parse_config({**TEST_CONFIG, "paging": {"pagerduty": None, "page_roles": ["devops"]}})
+    assert defaults.paging.pagerduty is None and defaults.paging.page_roles == ("devops",)
+    pd = parse_config({**TEST_CONFIG, "paging": {"pagerduty": {}}}).paging.pagerduty
+    assert pd is not None and (pd.url, pd.routing_key_env) == ("https://events.pagerduty.com/v2/enqueue",
+                                                              "PAGERDUTY_ROUTING_KEY")
+
+
+def test_keys_named_like_keys_are_redacted_from_logs() -> None:
+    import io
+
+    from bot import logs
+    from bot.config import Env
+
+    env = Env.from_environ({"PAGERDUTY_ROUTING_KEY": KEY, "MY_STATUSPAGE_KEY": "sp-0123456789", "PORT": "3000"})
+    assert KEY in env.secrets and "sp-0123456789" in env.secrets and "3000" not in env.secrets
+    out = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        logs.configure("INFO", env.secrets, stream=out)
+        logging.getLogger("warroom.test").warning("sent %s with sp-0123456789", KEY)
+    finally:
+        root.handlers[:], root.level = handlers, level
+    assert "[redacted]" in out.getvalue() and KEY not in out.getvalue() and "sp-0123456789" not in out.getvalue()

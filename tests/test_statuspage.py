@@ -12,12 +12,14 @@ import pytest
 from slack_sdk.models.blocks import Block
 from sqlmodel import select
 
+from bot.clock import ManualClock
 from bot.scheduler import run_outside_calls
 from commands.config import Config, parse_config
 from db.beyond import StatusPageUpdate
 from tests.console_helpers import COMMANDER, CX, ENG, STRANGER, WAR_ROOM, click, message, slash, texts, ts_of
 from tests.harness import Harness
 from tests.outside_standins import StatuspageStandin
+from tests.standin import SlackStandin
 
 KEY = "sp-api-key-0123456789abcdef"
 PAGE = "abc123"
@@ -231,3 +233,27 @@ def test_the_cx_holder_asks_and_confirms(bot: Harness, statuspage: StatuspageSta
     assert confirm(bot, user=CX).startswith("Confirmed")
     send(bot)
     assert statuspage.calls[0]["json"]["incident"]["status"] == "monitoring"
+
+
+def test_a_rehearsal_never_writes_to_the_public_page(standin: SlackStandin, database_url: str, config: Config,
+                                                     clock: ManualClock, statuspage: StatuspageStandin) -> None:
+    rehearsal = Harness(standin, database_url, config, clock, rehearsal=True)
+    try:
+        declare(rehearsal)
+        assert ask(rehearsal, f"INC-1 investigating {SLOW}").startswith("A rehearsal never writes to the public")
+        assert updates(rehearsal) == [] and statuspage.calls == []
+    finally:
+        rehearsal.close()
+
+
+def test_config_errors_name_their_key_paths() -> None:
+    from commands.config_file import ConfigError
+    from tests.conftest import TEST_CONFIG
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config({**TEST_CONFIG, "status_page": {"statuspage": {"page_id": "abc/../x", "api_key_env": 7}}})
+    text = str(caught.value)
+    assert "status_page.statuspage.page_id: 'abc/../x' is not a Statuspage page id" in text
+    assert "status_page.statuspage.api_key_env: 7 is not an environment variable name" in text
+    with pytest.raises(ConfigError, match="status_page.statuspage.page_id: is required"):
+        parse_config({**TEST_CONFIG, "status_page": {"statuspage": {}}})
