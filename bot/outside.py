@@ -19,12 +19,13 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 import httpx
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from bot.dispatch import Dispatcher
 from commands.context import Context
 from commands.leases import CallOutcome
 from db.models import Timer
+from db.session import reading
 
 log = logging.getLogger("warroom.outside")
 MAX_BACKOFF_S = 4.0
@@ -91,12 +92,11 @@ def run_leased(dispatcher: Dispatcher, kind: str, claim: Callable[[Context, int]
                call: Callable[[C], CallOutcome], record: Callable[[Context, C, CallOutcome], None]) -> int:
     """Claim, call and record every due Timer of `kind`, one at a time. Returns how many were called."""
     now = dispatcher.clock.now()
-    with Session(dispatcher.engine) as session:
+    with reading(dispatcher.engine) as session:  # a read: on SQLite no write lock for a poll that finds nothing
         due = session.exec(
             select(Timer.id, Timer.launch_id).where(Timer.kind == kind, Timer.done_at.is_(None),  # type: ignore[union-attr]
                                                     Timer.due_at <= now).order_by(Timer.id)  # type: ignore[operator]
         ).all()
-        session.rollback()
     called = 0
     for timer_id, launch_id in due:
         try:
