@@ -72,8 +72,8 @@ def statuspage_command(ctx: Context, text: str) -> Result:
                               requested_by=ctx.user, requested_at=ctx.now)
     ctx.session.add(update)
     ctx.session.flush()
-    record(ctx, "statuspage.requested", incident_id=incident.id, number=incident.number, update_id=update.id,
-           status=status, body=body)
+    record(ctx, "incident.status_page_requested", incident_id=incident.id, number=incident.number, update_id=update.id,
+           status=status, text=body)
     thread(ctx, incident, "statuspage_confirmation", "statuspage.confirmation", ref=update_ref(update), update=update)
     return Result(reply=reply("statuspage.waiting", incident=incident))
 
@@ -96,8 +96,8 @@ def decide(ctx: Context, value: str, what: str, state: str) -> tuple[StatusPageU
     require_publisher(ctx, what)
     update.state, update.decided_by, update.decided_at = state, ctx.user, ctx.now
     ctx.session.add(update)
-    record(ctx, f"statuspage.{state}", incident_id=incident.id, number=incident.number, update_id=update.id,
-           status=update.status, body=update.body)
+    record(ctx, f"incident.status_page_{state}", incident_id=incident.id, number=incident.number, update_id=update.id,
+           status=update.status, text=update.body)
     post_decided(ctx, incident, update)
     return update, incident
 
@@ -162,13 +162,13 @@ def record_status_update(ctx: Context, claim: StatusClaim, outcome: CallOutcome)
     if not outcome.ok and outcome.retry and claim.lease.claim < MAX_CLAIMS:
         wait = backoff(claim.lease.claim)
         if retry_later(ctx, claim.lease.timer_id, outcome, wait) is not None:
-            record(ctx, "statuspage.retrying", incident_id=incident.id, retry_in_s=wait.total_seconds(), **facts)
+            record(ctx, "incident.status_page_retrying", incident_id=incident.id, retry_in_s=wait.total_seconds(), **facts)
             if claim.lease.claim == 1:
                 thread(ctx, incident, "statuspage_retrying", "statuspage.result", update=update, outcome=outcome,
                        wait=wait)
         return
     if finish_due(ctx, claim.lease.timer_id, outcome) is None:
-        record(ctx, "statuspage.duplicate", incident_id=incident.id, **facts)
+        record(ctx, "incident.status_page_duplicate", incident_id=incident.id, **facts)
         return
     if outcome.ok:
         returned = outcome.body.get("id")
@@ -176,14 +176,14 @@ def record_status_update(ctx: Context, claim: StatusClaim, outcome: CallOutcome)
         update.state, update.sent_at = "sent", ctx.now
         ctx.session.add(update)
         link = outcome.body.get("shortlink")
-        record(ctx, "statuspage.sent", incident_id=incident.id, page_incident_id=update.page_incident_id,
-               body=update.body, **facts)
+        record(ctx, "incident.status_page_sent", incident_id=incident.id, page_incident_id=update.page_incident_id,
+               text=update.body, **facts)
         thread(ctx, incident, "statuspage_sent", "statuspage.result", update=update,
                link=link if isinstance(link, str) and link.startswith("https://") else None)
         return
     update.state, update.error = "failed", (f"HTTP {outcome.status}" if outcome.status else outcome.error or "")[:300]
     ctx.session.add(update)
-    record(ctx, "statuspage.failed", incident_id=incident.id, **facts)
+    record(ctx, "incident.status_page_failed", incident_id=incident.id, **facts)
     api = ctx.config.status_page.statuspage
     thread(ctx, incident, "statuspage_failed", "statuspage.result", broadcast=True, urgent=True, update=update,
            outcome=outcome, key_env=api.api_key_env if api else None,

@@ -100,8 +100,10 @@ def test_acceptance_nothing_public_until_confirm_then_one_post(bot: Harness, sta
     assert "confirmed by <@U0COMMANDER>" in after["text"] and all(b["type"] != "actions" for b in after["blocks"])
     [sent] = updates(bot)
     assert (sent.state, sent.page_incident_id) == ("sent", created["id"])
-    assert [e.kind for e in bot.events() if e.kind.startswith("statuspage.")] == [
-        "statuspage.requested", "statuspage.confirmed", "statuspage.sent"]
+    assert [e.kind for e in bot.events() if "status_page" in e.kind] == [
+        "incident.status_page_requested", "incident.status_page_confirmed", "incident.status_page_sent"]
+    shown = slash(bot, "/incident", "show INC-1")
+    assert f"status page sent by warroom: {SLOW}" in shown and f"status page requested by <@U0COMMANDER>: {SLOW}" in shown
 
 
 def test_later_updates_patch_the_page_incident_in_order(bot: Harness, statuspage: StatuspageStandin) -> None:
