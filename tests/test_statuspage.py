@@ -259,3 +259,9 @@ def test_config_errors_name_their_key_paths() -> None:
     assert "status_page.statuspage.api_key_env: 7 is not an environment variable name" in text
     with pytest.raises(ConfigError, match="status_page.statuspage.page_id: is required"):
         parse_config({**TEST_CONFIG, "status_page": {"statuspage": {}}})
+
+
+def test_help_lists_statuspage(bot: Harness) -> None:
+    out = slash(bot, "/warroom", "help")
+    assert "• `/statuspage` update the public status page for an incident, after a confirmation (commander, cx)" in out
+    assert "/incident page INC-7 [role]" in slash(bot, "/incident", "nonsense INC-1")  # the usage after an error
