@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+KEY_NAME = re.compile(r"(_KEY|_TOKEN|_SECRET|_PASSWORD)\Z")
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,8 @@ class Env:
     log_level: str
     slack_timeout: float = 10.0  # seconds the outbox waits for one Web API answer (WARROOM_SLACK_TIMEOUT)
     board_token: str | None = None  # WARROOM_BOARD_TOKEN: enables GET /board (bot/board.py)
+    # the values of variables named like a key (PAGERDUTY_ROUTING_KEY, STATUSPAGE_API_KEY, …): kept out of logs
+    integration_keys: tuple[str, ...] = ()
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Env:
@@ -37,11 +42,13 @@ class Env:
             log_level=(e.get("LOG_LEVEL") or "INFO").upper(),
             slack_timeout=_positive_float(e.get("WARROOM_SLACK_TIMEOUT"), 10.0),
             board_token=e.get("WARROOM_BOARD_TOKEN") or None,
+            integration_keys=tuple(v for k, v in e.items() if KEY_NAME.search(k) and v),
         )
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.bot_token, self.signing_secret, self.app_token, self.board_token) if s)
+        return tuple(s for s in (self.bot_token, self.signing_secret, self.app_token, self.board_token,
+                                 *self.integration_keys) if s)
 
 
 def _positive_float(text: str | None, default: float) -> float:

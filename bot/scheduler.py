@@ -32,7 +32,9 @@ from sqlmodel import select
 
 from bot.dispatch import Dispatcher
 from bot.flag_webhook import run_rollback_webhooks
+from bot.pagerduty import run_pagerduty_events
 from bot.probes import ProbeLoop
+from bot.statuspage import run_statuspage_updates
 from commands.context import Context, record
 from commands.registry import TIMER_SUBJECTS, TIMERS
 from db.models import Launch, SeenRequest, Timer
@@ -47,7 +49,7 @@ POKE_GAP_S = 0.5  # commits that poke the scheduler look up the next deadline at
 # the deadlines a command sets are minutes away, so being looked up half a second later never makes them late
 # Timer kinds whose work is network I/O: never run inside the claiming transaction by run_due, but by
 # their own runner (a separate job, so a slow remote never delays escalations).
-EDGE_KINDS = frozenset({"rollback_webhook", "probe"})  # probe: bot/probes.py
+EDGE_KINDS = frozenset({"rollback_webhook", "probe", "pagerduty_event", "statuspage_update"})  # probe: bot/probes.py
 TIMER = Timer.__table__  # type: ignore[attr-defined]
 
 
@@ -129,6 +131,21 @@ def _failed(ctx: Context, timer: Timer, exc: Exception) -> None:
     ctx.session.add(timer)
 
 
+OUTSIDE_CALLS = {"rollback_webhook": run_rollback_webhooks, "pagerduty_event": run_pagerduty_events,
+                 "statuspage_update": run_statuspage_updates}
+
+
+def run_outside_calls(dispatcher: Dispatcher) -> int:
+    """The calls to outside services that are due: flag webhook, PagerDuty, Statuspage (bot/outside.py).
+    One look-up finds which kinds have work; most polls find none."""
+    with reading(dispatcher.engine) as session:
+        kinds = set(session.exec(
+            select(Timer.kind).where(Timer.done_at.is_(None), Timer.due_at <= dispatcher.clock.now(),  # type: ignore[union-attr,operator]
+                                     Timer.kind.in_(OUTSIDE_CALLS)).distinct()  # type: ignore[attr-defined]
+        ).all())
+    return sum(run(dispatcher) for kind, run in OUTSIDE_CALLS.items() if kind in kinds)
+
+
 def forget_old_requests(dispatcher: Dispatcher) -> None:
     """Seen request keys are kept an hour: Slack's last retry of an event comes about 5 minutes after the
     first, and a signed request older than 5 minutes is refused by its timestamp anyway."""
@@ -158,7 +175,7 @@ class Scheduler:
                                 misfire_grace_time=None)
         # polls that may outlast their interval (a slow probe site, a slow flag webhook): see _poll
         for job_id, work, every in (("probes", self.probes.run_once, interval),
-                                    ("edge-work", lambda: run_rollback_webhooks(dispatcher), interval),
+                                    ("edge-work", lambda: run_outside_calls(dispatcher), interval),
                                     ("forget-requests", lambda: forget_old_requests(dispatcher), 60.0)):
             self._scheduler.add_job(self._poll, "interval", args=(threading.Lock(), work, job_id), seconds=every,
                                     id=job_id, max_instances=2, coalesce=True, misfire_grace_time=None)
@@ -242,7 +259,7 @@ class Scheduler:
     # -- running ---------------------------------------------------------------------
     def run_once(self) -> int:
         """Every kind of due work once, in the calling thread (the shell and the rehearsal drive time)."""
-        return run_due(self.dispatcher) + self.probes.run_once() + run_rollback_webhooks(self.dispatcher)
+        return run_due(self.dispatcher) + self.probes.run_once() + run_outside_calls(self.dispatcher)
 
     def start(self) -> None:
         self._scheduler.start()

@@ -327,6 +327,10 @@ class Limits(_Section):
     declarations_per_user_per_hour: Limit = 10
 
 
+# the sections kept in modules of their own build on the types above
+from commands.config_beyond import Paging, StatusPage  # noqa: E402
+
+
 def _setting(path: str) -> Any:
     """The flat name the commands read a key of a section by: `channels.war_room` as config.war_room.
 
@@ -356,6 +360,8 @@ class Config(_Section):
     incident_channels: IncidentChannels | None = None  # commands/config_channels.py; absent: no channels
     readiness: Readiness = ()  # commands/config_readiness.py: gates before T0 (seeds 002, 004)
     readiness_remind_before: Duration = timedelta(hours=24)
+    paging: Paging = Field(default_factory=Paging)
+    status_page: StatusPage = Field(default_factory=StatusPage)
 
     launch_name = _setting("launch.name")
     timezone = _setting("launch.timezone")

@@ -22,6 +22,7 @@ from sqlmodel import select
 from commands.config import NEXT_CHECKPOINT
 from commands.context import Context, held_roles, post, record, role_holder
 from commands.incident import incident_ref
+from commands.paging import page_on_escalation
 from commands.registry import timer
 from db.models import Incident, Timer
 
@@ -89,6 +90,7 @@ def escalate(ctx: Context, incident: Incident, level: int, *, due_at: datetime |
     # one message in the incident's thread and in the channel; the next level counts from when it lands
     post(ctx, ctx.launch.war_room, "escalation", kind="incident.escalation", arms_timer_id=next_timer_id,
          thread_ref=incident_ref(incident), broadcast=True, urgent=True, **values)
+    page_on_escalation(ctx, incident, target.role)
     return target
 
 

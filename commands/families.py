@@ -13,10 +13,12 @@ from commands import (  # noqa: F401
     incident,
     incident_channels,
     launch,
+    paging,
     pins,
     polls,
     probes,
     readiness,
     roles,
     rollback,
+    statuspage,
 )

@@ -150,6 +150,13 @@ def thread(ctx: Context, incident: Incident, template: str, kind: str, **values:
          **incident_values(ctx, incident), **values)
 
 
+def page(ctx: Context, incident: Incident, action: str) -> None:
+    """Tell PagerDuty (commands/paging.py, which builds on this module: imported when used)."""
+    from commands.paging import queue_event
+
+    queue_event(ctx, incident, action, why=action)
+
+
 def acknowledge(ctx: Context, incident: Incident) -> Result:
     require_open(incident, "acknowledged")
     if incident.acknowledged_at is not None:
@@ -161,6 +168,7 @@ def acknowledge(ctx: Context, incident: Incident) -> Result:
     cancelled = cancel_incident_clocks(ctx, incident, "escalation", why="acknowledged")
     record(ctx, "incident.acknowledged", incident_id=incident.id, number=incident.number,
            after_s=(ctx.now - incident.declared_at).total_seconds(), escalations_stopped=cancelled)
+    page(ctx, incident, "acknowledge")
     thread(ctx, incident, "incident_acked", "incident.acknowledged")
     refresh_message(ctx, incident)
     return Result(reply=reply("incident.acknowledged", incident=incident))
@@ -180,6 +188,7 @@ def resolve(ctx: Context, incident: Incident, note: str) -> Result:
     cancel_incident_clocks(ctx, incident, "escalation", "plan_check", why="resolved")
     record(ctx, "incident.resolved", incident_id=incident.id, number=incident.number, note=note,
            after_s=(ctx.now - incident.declared_at).total_seconds())
+    page(ctx, incident, "resolve")
     thread(ctx, incident, "incident_resolved", "incident.resolved")
     refresh_message(ctx, incident)
     from commands.incident_channels import archive_later
@@ -302,6 +311,7 @@ def incident_command(ctx: Context, text: str) -> Result:
         "sev": lambda inc, arg: change_severity(ctx, inc, arg),
         "owner": lambda inc, arg: change_owner(ctx, inc, arg),
         "show": lambda inc, arg: show(ctx, inc),
+        "page": lambda inc, arg: page_command(ctx, inc, arg),
     }
     if verb not in handlers:
         raise CommandError(reply("incident.not_a_subcommand", word=verb), USAGE)
@@ -320,6 +330,12 @@ def incident_command(ctx: Context, text: str) -> Result:
     if verb == "sev" and parse_severity(arg) is None:
         raise CommandError(reply("incident.not_a_severity", word=arg), SEV_USAGE)
     return handlers[verb](load(ctx, id_token, lock=verb != "show"), arg)
+
+
+def page_command(ctx: Context, incident: Incident, role: str) -> Result:
+    from commands.paging import page_now  # builds on this module
+
+    return page_now(ctx, incident, role)
 
 
 @action("incident_ack")

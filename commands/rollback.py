@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from markupsafe import Markup
-from sqlalchemy import update
 from sqlmodel import select
 
 from commands.authority import locked_launch
 from commands.context import Context, Result, post, record, role_holder, roles_of
 from commands.decision import log_decision
 from commands.errors import CommandError, Refused
+from commands.leases import CallOutcome, claim_due, finish_due
 from commands.registry import action, slash
 from commands.render import render, reply
 from commands.roles import COMMANDER, require_commander
@@ -229,44 +229,27 @@ class WebhookClaim:
     rollback_id: int
     lease_until: object
     claim: int
+    launch_id: int = 0
 
 
-@dataclass(frozen=True)
-class WebhookOutcome:
-    ok: bool
-    status: int | None = None
-    error: str | None = None
-    attempts: int = 1
-    elapsed_ms: float = 0.0
+WebhookOutcome = CallOutcome  # what the flag service answered (commands/leases.py)
 
 
 def claim_webhook(ctx: Context, timer_id: int, lease: timedelta) -> WebhookClaim | None:
     """Take a due webhook timer for `lease` (compare-and-set on due_at); None when another runner has it."""
-    lease_until = ctx.now + lease
-    won = ctx.session.exec(  # type: ignore[call-overload]
-        update(Timer).where(Timer.id == timer_id, Timer.kind == WEBHOOK_KIND, Timer.done_at.is_(None),  # type: ignore[union-attr]
-                            Timer.due_at <= ctx.now).values(due_at=lease_until)  # type: ignore[operator]
-    ).rowcount
-    if won != 1:
+    taken = claim_due(ctx, timer_id, WEBHOOK_KIND, lease)
+    if taken is None:
         return None
-    timer = ctx.session.get(Timer, timer_id)
-    assert timer is not None and timer.subject_id is not None
-    ctx.session.refresh(timer)
-    claims = int(timer.payload.get("claims", 0)) + 1
-    timer.payload = {**timer.payload, "claims": claims}
-    ctx.session.add(timer)
-    return WebhookClaim(timer_id=timer_id, rollback_id=timer.subject_id, lease_until=lease_until, claim=claims)
+    assert taken.subject_id is not None
+    return WebhookClaim(timer_id=timer_id, rollback_id=taken.subject_id, lease_until=taken.lease_until,
+                        claim=taken.claim, launch_id=taken.launch_id)
 
 
 def record_webhook_outcome(ctx: Context, claim: WebhookClaim, outcome: WebhookOutcome) -> None:
     """What the flag webhook answered: stored, audited, and told to the war room (loudly when it failed)."""
-    timer = ctx.session.exec(select(Timer).where(Timer.id == claim.timer_id).with_for_update(key_share=True)).one()
-    if timer.done_at is not None:  # a runner whose lease had expired finished first: the flag call is idempotent
+    if finish_due(ctx, claim.timer_id, outcome) is None:  # a runner whose lease had expired finished first: idempotent
         record(ctx, "rollback.webhook_duplicate", rollback_id=claim.rollback_id, ok=outcome.ok, status=outcome.status)
         return
-    timer.done_at = ctx.now
-    timer.payload = {**timer.payload, "ok": outcome.ok, "status": outcome.status, "error": outcome.error}
-    ctx.session.add(timer)
     rollback = ctx.session.get(Rollback, claim.rollback_id)
     assert rollback is not None
     summary = f"HTTP {outcome.status}" if outcome.status is not None else (outcome.error or "no answer")

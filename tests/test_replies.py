@@ -22,7 +22,7 @@ HOSTILE = "<!channel> <@U123> & `tick` <https://evil.example|click>"
 LONG = (HOSTILE + " ") * 80  # well over 5,000 characters
 INCIDENT_USAGE = ("/incident sev1 &lt;summary&gt; [| impact: …] [| workaround: …]  ·  /incident ack INC-7  ·  "
                   "/incident update INC-7 &lt;text&gt;  ·  /incident resolve INC-7 [note]  ·  /incident sev INC-7 sev2  ·  "
-                  "/incident owner INC-7 @user  ·  /incident list  ·  /incident show INC-7")
+                  "/incident owner INC-7 @user  ·  /incident page INC-7 [role]  ·  /incident list  ·  /incident show INC-7")
 
 
 def macros() -> list[str]:
@@ -59,8 +59,9 @@ def samples(text: str, *, other_branch: bool) -> dict[str, Any]:
         "wait": timedelta(seconds=42),
         "item": SimpleNamespace(key=text, state=text, owner=text, number=7, done_by=text, done_at=at),  # readiness
         "spans": flag, "part": text,
+        "update": SimpleNamespace(state="cancelled" if flag else "sent", decided_by=text, decided_at=at),
         "next_at": at, "tz": "America/Los_Angeles", "length": 5000, "limit": 4000, "number": 7,
-        **{name: text for name in ("choice", "command", "commander", "field", "filename", "key", "local", "message",
+        **{name: text for name in ("choice", "command", "commander", "cx", "field", "filename", "key", "local", "message",
                                    "other", "query", "role", "token", "usage", "verb", "what", "word")},
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+import db.beyond  # noqa: F401  (registers the tables of migration 0009_paging)
 import db.channels  # noqa: F401  (registers the incident channels table)
 import db.models  # noqa: F401  (registers the tables)
 import db.readiness  # noqa: F401

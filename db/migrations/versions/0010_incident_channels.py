@@ -1,7 +1,7 @@
 """incident channels: an incident's own Slack channel and where its set-up stands
 
 Revision ID: 0010_incident_channels
-Revises: 0008_home
+Revises: 0009_paging
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 from db.types import UTCDateTime
 
 revision: str = "0010_incident_channels"
-down_revision: str | None = "0008_home"
+down_revision: str | None = "0009_paging"
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 
