@@ -235,7 +235,7 @@ def test_the_routing_key_is_never_logged_stored_or_exported(bot: Harness, pagerd
     bot.deliver()
     assert len(pagerduty.calls) == 3
     with bot.session() as s:
-        stored = json.dumps([e.payload for e in s.exec(select(AuditEvent)).all()]
+        stored = json.dumps([[e.kind, e.payload] for e in s.exec(select(AuditEvent)).all()]
                             + [t.payload for t in s.exec(select(Timer)).all()]
                             + [m.payload for m in s.exec(select(OutboxMessage)).all()], default=str)
     [export] = bot.standin.uploads.values()
