@@ -91,3 +91,39 @@ def run_rollback_webhooks(dispatcher: Dispatcher) -> int:
         except Exception:
             log.exception("flag webhook run failed", extra={"timer_id": timer_id})
     return called
+
+
+# -- the rollout's phase webhook (commands/rollout.py): the same lease, call and retries, with the phase's
+# percent in the body and its own Idempotency-Key ---------------------------------------------------------
+def run_rollout_webhooks(dispatcher: Dispatcher) -> int:
+    """Call every due phase webhook once. Returns how many this process called."""
+    from commands.rollout import WEBHOOK_KIND as PHASE_KIND
+    from commands.rollout import claim_phase_webhook, record_phase_webhook, with_percent
+
+    webhook = dispatcher.config.rollout.webhook
+    now = dispatcher.clock.now()
+    with Session(dispatcher.engine) as session:
+        due = session.exec(
+            select(Timer.id, Timer.launch_id).where(Timer.kind == PHASE_KIND, Timer.done_at.is_(None),  # type: ignore[union-attr]
+                                                    Timer.due_at <= now).order_by(Timer.id)  # type: ignore[operator]
+        ).all()
+        session.rollback()
+    called = 0
+    for timer_id, launch_id in due:
+        try:
+            claimed = dispatcher.tick(lambda ctx, tid=timer_id: claim_phase_webhook(ctx, tid, lease_for(webhook)),
+                                      launch_id=launch_id)
+            if claimed is None:
+                continue
+            claim, percent = claimed
+            if webhook is None:
+                outcome = WebhookOutcome(ok=False, error="no rollout webhook configured", attempts=0)
+            else:
+                body = with_percent(webhook.json, percent)
+                outcome = call_webhook(webhook.model_copy(update={"json_": body}),
+                                       key=f"warroom-rollout-{launch_id}-{claim.rollback_id}")
+                called += 1
+            dispatcher.tick(lambda ctx, c=claim, o=outcome: record_phase_webhook(ctx, c, o), launch_id=launch_id)
+        except Exception:
+            log.exception("rollout webhook run failed", extra={"timer_id": timer_id})
+    return called

@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from commands import config_rollout
 from commands.config_file import ConfigError, bad, key_path_errors, must, read_yaml, shown
 from commands.defaults import (
     DEFAULT_ANNOUNCEMENT,
@@ -304,6 +305,11 @@ class Rollback(_Section):
         return steps
 
 
+# metrics: and rollout: (commands/config_rollout.py), built on the pieces above
+_metrics_and_rollout = config_rollout.sections()
+Metrics, Rollout_ = _metrics_and_rollout["Metrics"], _metrics_and_rollout["Rollout"]
+
+
 class Gonogo(_Section):
     criteria: tuple[Text, ...] = DEFAULT_GONOGO_CRITERIA
     roles: Voters = ("commander", "eng_oncall", "exec")
@@ -351,6 +357,8 @@ class Config(_Section):
         Contingency(scenario=s, action=a, owner=o, notes=n) for s, a, o, n in DEFAULT_CONTINGENCIES)
     admins: tuple[User, ...] = ()  # may take the commander seat while nobody holds it; nothing else
     limits: Limits = Field(default_factory=Limits)
+    metrics: Metrics = Field(default_factory=Metrics)  # type: ignore[valid-type]
+    rollout: Rollout_ = Field(default_factory=Rollout_)  # type: ignore[valid-type]
 
     launch_name = _setting("launch.name")
     timezone = _setting("launch.timezone")
@@ -392,6 +400,7 @@ def parse_config(raw: Any) -> Config:
     roles = raw.get("roles") if isinstance(raw, Mapping) else None
     known = set(STANDARD_ROLES) | ({str(r) for r in roles} if isinstance(roles, Mapping) else set())
     try:
-        return Config.model_validate(raw, context={"roles": known, "probe_names": set()})
+        return Config.model_validate(raw, context={"roles": known, "probe_names": set(),
+                                                        "metric_names": config_rollout.metric_names(raw)})
     except ValidationError as exc:
         raise ConfigError(key_path_errors(exc, Config)) from None

@@ -14,4 +14,5 @@ from commands import (  # noqa: F401
     probes,
     roles,
     rollback,
+    rollout,
 )

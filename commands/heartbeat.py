@@ -21,6 +21,7 @@ from commands.errors import CommandError
 from commands.parse import parse_duration
 from commands.registry import slash, timer
 from commands.render import reply
+from commands.rollout import figures
 from db.models import Activity, Incident, Launch, ProbeResult, Timer
 
 USAGE = reply("heartbeat.usage")
@@ -158,7 +159,7 @@ def post_heartbeat(ctx: Context, *, late: timedelta | None = None, last: bool = 
     latency = probe_figures(ctx, "latency")
     engaged = engagement(ctx, window)
     post(ctx, launch.war_room, "heartbeat", kind="heartbeat", incidents=incidents,
-         severities=ctx.config.severities, latency=latency, engagement=engaged, window=window,
+         severities=ctx.config.severities, latency=latency, engagement=engaged, window=window, metrics=figures(ctx),
          checkpoint=next_checkpoint(ctx), late=late, last=last, asked_by=asked_by)
     record(ctx, "heartbeat.posted", open=len(incidents), engagement=engaged["count"], asked_by=asked_by,
            late_s=late.total_seconds() if late else 0, last=last,

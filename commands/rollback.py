@@ -240,11 +240,12 @@ class WebhookOutcome:
     elapsed_ms: float = 0.0
 
 
-def claim_webhook(ctx: Context, timer_id: int, lease: timedelta) -> WebhookClaim | None:
-    """Take a due webhook timer for `lease` (compare-and-set on due_at); None when another runner has it."""
+def claim_webhook(ctx: Context, timer_id: int, lease: timedelta, *, kind: str = WEBHOOK_KIND) -> WebhookClaim | None:
+    """Take a due webhook timer for `lease` (compare-and-set on due_at); None when another runner has it.
+    `kind`: the rollout's phase webhook (commands/rollout.py) is claimed the same way."""
     lease_until = ctx.now + lease
     won = ctx.session.exec(  # type: ignore[call-overload]
-        update(Timer).where(Timer.id == timer_id, Timer.kind == WEBHOOK_KIND, Timer.done_at.is_(None),  # type: ignore[union-attr]
+        update(Timer).where(Timer.id == timer_id, Timer.kind == kind, Timer.done_at.is_(None),  # type: ignore[union-attr]
                             Timer.due_at <= ctx.now).values(due_at=lease_until)  # type: ignore[operator]
     ).rowcount
     if won != 1:

@@ -267,3 +267,6 @@ class Activity(SQLModel, table=True):
     at: datetime | None = _time(nullable=False)
     source: str = Field(default="command", max_length=20)
 
+
+
+from db.rollout import MetricReading, RolloutPhase, TriggerFiring  # noqa: E402,F401  (the rollout's tables)
