@@ -1,4 +1,4 @@
-"""The HTTP app: `POST /slack/events` (commands, events, interactivity) and `GET /healthz`.
+"""The HTTP app: `POST /slack/events` (commands, events, interactivity), `GET /healthz` and `GET /metrics`.
 
 `app` is the same WSGI app for any WSGI server: `gunicorn bot.wsgi:app`.
 """
@@ -40,6 +40,10 @@ class WarroomApp:
         if path == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             status, body = self.health()
             return _json(start_response, status, body)
+        if path == "/metrics" and environ.get("REQUEST_METHOD") in ("GET", "HEAD") and self.runtime.own_metrics:
+            body, content_type = self.runtime.own_metrics.exposition()  # bot/own_metrics.py
+            start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+            return [body]
         if path == "/slack/events":
             if environ.get("REQUEST_METHOD") != "POST":
                 return _json(start_response, 405, {"error": "POST only"})
