@@ -8,7 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from commands.config import Config, Metrics, Rollout_
+from commands.config import Config, Metrics, RolloutPlan
 
 GOOD_ERROR_RATE = 0.004
 
@@ -52,7 +52,7 @@ def with_demo_rollout(config: Config) -> tuple[Config, DemoMetrics | None]:
     demo = DemoMetrics()
     metrics = Metrics.model_validate({"every": "1m", "sources": [
         {"name": "error_rate", "url": demo.url, "json_path": "error_rate", "timeout": "2s"}]})
-    rollout = Rollout_.model_validate({
+    rollout = RolloutPlan.model_validate({
         "phases": [{"name": "pilot", "percent": 5, "hold_for": "20m", "gates": ["error_rate < 0.01"]},
                    {"name": "half", "percent": 50, "hold_for": "1h", "gates": ["error_rate < 0.01"]},
                    {"name": "GA", "percent": 100}],

@@ -307,7 +307,7 @@ class Rollback(_Section):
 
 # metrics: and rollout: (commands/config_rollout.py), built on the pieces above
 _metrics_and_rollout = config_rollout.sections()
-Metrics, Rollout_ = _metrics_and_rollout["Metrics"], _metrics_and_rollout["Rollout"]
+Metrics, RolloutPlan = _metrics_and_rollout["Metrics"], _metrics_and_rollout["Rollout"]
 
 
 class Gonogo(_Section):
@@ -358,7 +358,7 @@ class Config(_Section):
     admins: tuple[User, ...] = ()  # may take the commander seat while nobody holds it; nothing else
     limits: Limits = Field(default_factory=Limits)
     metrics: Metrics = Field(default_factory=Metrics)  # type: ignore[valid-type]
-    rollout: Rollout_ = Field(default_factory=Rollout_)  # type: ignore[valid-type]
+    rollout: RolloutPlan = Field(default_factory=RolloutPlan)  # type: ignore[valid-type]
 
     launch_name = _setting("launch.name")
     timezone = _setting("launch.timezone")

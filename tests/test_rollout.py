@@ -407,3 +407,52 @@ def test_a_trigger_seen_by_two_replicas_fires_once(
         assert len(decisions(bot, "rollback")) == 1
     finally:
         other.close()
+
+
+def test_two_replicas_recording_the_same_minute_fire_the_trigger_once(
+        bot: Harness, source: MetricsServer, standin: Any, database_url: str, config: Config) -> None:
+    """Both replicas store a reading that completes the window and check the triggers at the same moment:
+    the launch lock makes them take turns, and the second finds the first one's firing."""
+    from commands.metrics import Reading
+    from commands.triggers import record_readings
+
+    minutes(bot, source, 10, error_rate=0.6)  # 9 minutes of the 10m window
+    other = Harness(standin, database_url, config, bot.clock)
+    try:
+        bot.clock.advance(timedelta(minutes=1))
+        now = bot.clock.now()
+
+        def record(h: Harness) -> int:
+            return len(h.runtime.dispatcher.tick(lambda ctx: record_readings(ctx, [Reading("error_rate", now, 0.6)])))
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            fired = list(pool.map(record, [bot, other]))
+        assert sorted(fired) == [0, 1]
+        bot.deliver()
+        other.deliver()
+        assert len(broadcasts(bot, WAR_ROOM)) == 1 and len(broadcasts(bot, OPERATORS)) == 1
+        assert len(decisions(bot, "rollback")) == 1
+    finally:
+        other.close()
+
+
+def test_check_config_on_the_command_line_prints_each_error_with_its_key_path(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    raw = rollout_config("http://127.0.0.1:9090", "http://127.0.0.1:9/flags")
+    raw["rollout"]["phases"][0]["gates"] = ["p99_ms < 3000"]
+    raw["rollout"]["rollback_when"][0]["when"] = "error_rate >> 1"
+    del raw["rollout"]["phases"][2]["percent"]
+    raw["rollout"]["webhook"]["timeout"] = "1s"
+    path = tmp_path / "warroom.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    done = subprocess.run([sys.executable, "-m", "bot", "check-config", str(path)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1
+    out = done.stdout + done.stderr
+    assert "rollout.phases[0].gates[0]: 'p99_ms < 3000' names 'p99_ms'" in out
+    assert "rollout.rollback_when[0].when: 'error_rate >> 1' is not a condition" in out
+    assert "rollout.phases[2].percent: is required" in out
