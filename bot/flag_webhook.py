@@ -101,6 +101,8 @@ def run_rollout_webhooks(dispatcher: Dispatcher) -> int:
     from commands.rollout import claim_phase_webhook, record_phase_webhook, with_percent
 
     webhook = dispatcher.config.rollout.webhook
+    if webhook is None:  # no phase change queues a webhook then: no query every poll
+        return 0
     now = dispatcher.clock.now()
     with Session(dispatcher.engine) as session:
         due = session.exec(
@@ -116,13 +118,10 @@ def run_rollout_webhooks(dispatcher: Dispatcher) -> int:
             if claimed is None:
                 continue
             claim, percent = claimed
-            if webhook is None:
-                outcome = WebhookOutcome(ok=False, error="no rollout webhook configured", attempts=0)
-            else:
-                body = with_percent(webhook.json, percent)
-                outcome = call_webhook(webhook.model_copy(update={"json_": body}),
-                                       key=f"warroom-rollout-{launch_id}-{claim.rollback_id}")
-                called += 1
+            body = with_percent(webhook.json, percent)
+            outcome = call_webhook(webhook.model_copy(update={"json_": body}),
+                                   key=f"warroom-rollout-{launch_id}-{claim.rollback_id}")
+            called += 1
             dispatcher.tick(lambda ctx, c=claim, o=outcome: record_phase_webhook(ctx, c, o), launch_id=launch_id)
         except Exception:
             log.exception("rollout webhook run failed", extra={"timer_id": timer_id})

@@ -161,9 +161,9 @@ class Scheduler:
                                 misfire_grace_time=None)
         # polls that may outlast their interval (a slow probe site, a slow flag webhook): see _poll
         for job_id, work, every in (("probes", self.probes.run_once, interval),
-                                    ("edge-work", lambda: run_rollback_webhooks(dispatcher), interval),
+                                    ("edge-work", lambda: run_rollback_webhooks(dispatcher)
+                                     + run_rollout_webhooks(dispatcher), interval),
                                     ("metrics", self.metrics.run_once, interval),
-                                    ("rollout-webhooks", lambda: run_rollout_webhooks(dispatcher), interval),
                                     ("forget-requests", lambda: forget_old_requests(dispatcher), 60.0)):
             self._scheduler.add_job(self._poll, "interval", args=(threading.Lock(), work, job_id), seconds=every,
                                     id=job_id, max_instances=2, coalesce=True, misfire_grace_time=None)

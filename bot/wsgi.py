@@ -43,7 +43,7 @@ class WarroomApp:
         if path == "/metrics" and environ.get("REQUEST_METHOD") in ("GET", "HEAD") and self.runtime.own_metrics:
             body, content_type = self.runtime.own_metrics.exposition()  # bot/own_metrics.py
             start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
-            return [body]
+            return [body] if environ.get("REQUEST_METHOD") == "GET" else []
         if path == "/slack/events":
             if environ.get("REQUEST_METHOD") != "POST":
                 return _json(start_response, 405, {"error": "POST only"})
