@@ -50,7 +50,7 @@ def with_demo_rollout(config: Config) -> tuple[Config, DemoMetrics | None]:
     if config.rollout.phases:
         return config, None
     demo = DemoMetrics()
-    metrics = Metrics.model_validate({"every": "1m", "sources": [
+    metrics = Metrics.model_validate({"every": "2m", "sources": [  # 2m: light on a fast rehearsal clock
         {"name": "error_rate", "url": demo.url, "json_path": "error_rate", "timeout": "2s"}]})
     rollout = RolloutPlan.model_validate({
         "phases": [{"name": "pilot", "percent": 5, "hold_for": "20m", "gates": ["error_rate < 0.01"]},
