@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,6 +52,14 @@ class Dispatcher:
     config: Config
     clock: Clock
     on_commit: Callable[[], None] = lambda: None  # wakes the outbox and the scheduler
+    observe: Callable[[str, float], None] = lambda command, seconds: None  # command latency (bot/own_metrics.py)
+
+    def timed(self, command: str, run: Callable[[], Result]) -> Result:
+        started = time.monotonic()
+        try:
+            return run()
+        finally:
+            self.observe(command, time.monotonic() - started)
 
     def run(self, user: str, channel: str | None, fn: Callable[[Context], Result], what: str, *,
             ask: Ask | None = None, message_ts: str | None = None, request_key: str | None = None) -> Result:
@@ -106,8 +115,8 @@ class Dispatcher:
             return Result(reply=reply("edge.command_too_long", length=len(text), limit=MAX_COMMAND_TEXT,
                                       usage=command.usage))
         verb = text.split(maxsplit=1)[0].lower() if text.strip() else ""
-        return self.run(user, channel, lambda ctx: command.handler(ctx, text.strip()), f"{name} {text}",
-                        ask=Ask(name, verb), request_key=request_key)
+        return self.timed(name, lambda: self.run(user, channel, lambda ctx: command.handler(ctx, text.strip()),
+                                                 f"{name} {text}", ask=Ask(name, verb), request_key=request_key))
 
     def action(self, action_id: str, value: str, user: str, channel: str | None, *,
                message_ts: str | None = None, request_key: str | None = None) -> Result:
@@ -117,8 +126,10 @@ class Dispatcher:
             return Result(reply=reply("edge.unknown_button"))
         if len(value) > 200:
             return Result(reply=reply("common.unknown_button_value"))
-        return self.run(user, channel, lambda ctx: handler(ctx, value), f"button {action_id} {value}",
-                        ask=Ask(action_id.split(":", 1)[0]), message_ts=message_ts, request_key=request_key)
+        base = action_id.split(":", 1)[0]
+        return self.timed(base, lambda: self.run(user, channel, lambda ctx: handler(ctx, value),
+                                                 f"button {action_id} {value}", ask=Ask(base), message_ts=message_ts,
+                                                 request_key=request_key))
 
     def view(self, callback_id: str, values: dict[str, str], user: str, channel: str | None, *,
              request_key: str | None = None) -> Result:
@@ -126,8 +137,9 @@ class Dispatcher:
         if handler is None:
             return Result(reply=reply("edge.unknown_form"))
         values = {key: clean_text(value) for key, value in values.items()}
-        return self.run(user, channel, lambda ctx: handler(ctx, values), f"view {callback_id}",
-                        ask=Ask(callback_id), request_key=request_key)
+        return self.timed(callback_id, lambda: self.run(user, channel, lambda ctx: handler(ctx, values),
+                                                        f"view {callback_id}", ask=Ask(callback_id),
+                                                        request_key=request_key))
 
     def tick(self, fn: Callable[[Context], Any], *, launch_id: int | None = None, actor: str = "warroom") -> Any:
         """Scheduler work in its own transaction, with the same context commands get."""

@@ -26,6 +26,8 @@ from commands.rollback import (
     claim_webhook,
     record_webhook_outcome,
 )
+from commands.rollout import WEBHOOK_KIND as PHASE_KIND
+from commands.rollout import claim_phase_webhook, record_phase_webhook, with_percent
 
 
 def lease_for(webhook: Webhook | None) -> timedelta:
@@ -52,3 +54,20 @@ def run_rollback_webhooks(dispatcher: Dispatcher) -> int:
 
     return run_leased(dispatcher, WEBHOOK_KIND, lambda ctx, tid: claim_webhook(ctx, tid, lease_for(webhook)),
                       call, record_webhook_outcome)
+
+
+# -- the rollout's phase webhook (commands/rollout.py): the same lease, call and retries, with the phase's
+# percent in the body and its own Idempotency-Key ---------------------------------------------------------
+def run_rollout_webhooks(dispatcher: Dispatcher) -> int:
+    """Call every due phase webhook once. Returns how many this process called."""
+    webhook = dispatcher.config.rollout.webhook
+    if webhook is None:  # no phase change queues a webhook then
+        return 0
+
+    def call(claimed: tuple[WebhookClaim, float]) -> WebhookOutcome:
+        claim, percent = claimed
+        return call_webhook(webhook.model_copy(update={"json_": with_percent(webhook.json, percent)}),
+                            key=f"warroom-rollout-{claim.launch_id}-{claim.rollback_id}")
+
+    return run_leased(dispatcher, PHASE_KIND, lambda ctx, tid: claim_phase_webhook(ctx, tid, lease_for(webhook)),
+                      call, lambda ctx, claimed, outcome: record_phase_webhook(ctx, claimed[0], outcome))

@@ -126,6 +126,7 @@ class Outbox:
         self.on_failure: Callable[[OutboxMessage], None] = self._report_failure
         self._slack_was_down = threading.Event()  # a 5xx/timeout since the last success
         self.on_armed: Callable[[], None] = lambda: None  # a posted ping armed its timer (wakes the scheduler)
+        self.on_sent: Callable[[float, int], None] = lambda seconds, attempts: None  # bot/own_metrics.py
         self._next_paced_s: float | None = None
         self.cannot_join: dict[str, str] = {}  # channel -> why the bot could not join it (join_channels)
 
@@ -283,6 +284,7 @@ class Outbox:
         `size`: the bytes of the file it built (kept on the row for the record, the file itself is not)."""
         now = self.clock.now()
         failed: list[OutboxMessage] = []
+        delivered: tuple[float, int] | None = None  # queued-to-posted seconds and attempts, once it is posted
         armed = False
         unconfirmed = blind if outcome.ok else outcome.unconfirmed  # what the war room hears about, if any
         pace = (self.update_pace_s if claim.key == UPDATES else self.pace_s) if sent else 0.0
@@ -303,6 +305,7 @@ class Outbox:
                 row.status, row.ts, row.sent_at, row.error, row.uncertain = "sent", outcome.ts, now, None, False
                 if size is not None:
                     row.payload = {**row.payload, "bytes": size}
+                delivered = ((now - row.created_at).total_seconds() if row.created_at else 0.0, row.attempts)
                 for rider in riding:  # their texts went out in this row's post
                     rider.status, rider.ts, rider.sent_at = "merged", outcome.ts, now
                 if row.ref and outcome.ts:
@@ -339,6 +342,8 @@ class Outbox:
             session.add_all([row, *riding])
         log.info("outbox attempt", extra={"outbox_id": message.id, "channel": message.channel, "ok": outcome.ok,
                                           "error": row.error, "attempts": row.attempts, "carried": len(riding)})
+        if delivered is not None:
+            self.on_sent(*delivered)
         if armed:
             self.on_armed()
         for each in failed:

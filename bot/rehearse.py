@@ -29,6 +29,7 @@ from sqlmodel import Session, select
 from bot.clock import FastClock
 from bot.config import Env
 from bot.outbox import Transport
+from bot.rehearsal_metrics import DemoMetrics, with_demo_rollout
 from bot.runtime import Runtime, build_runtime
 from bot.terminal import Console, ShellTransport, indent, terminal_text
 from commands.config import Config, Probe, load_config, offset_of
@@ -36,7 +37,7 @@ from commands.context import Context, Result, role_holder
 from commands.export import export_text
 from commands.files import t_label
 from commands.registry import SLASH, TIMERS, action_handler
-from db.models import Incident, Launch, OutboxMessage, Timer
+from db.models import Incident, Launch, OutboxMessage, Rollback, Timer
 from db.session import make_engine, migrate, transaction
 
 REHEARSAL_DB = "sqlite:///rehearsal.db"
@@ -53,13 +54,15 @@ class Step:
 
     at: timedelta  # from T0
     role: str  # acts as this role's holder
-    kind: str  # "slash" or "action"
+    kind: str  # "slash", "action", or "metric" (the demo source's error rate: bot/rehearsal_metrics.py)
     name: str  # "/incident" or "incident_ack"
     text: str  # the command text or the button value; "{inc}" is the scripted incident's number
     what: str  # what it rehearses
 
     @property
     def known(self) -> bool:
+        if self.kind == "metric":
+            return True
         return self.name in SLASH if self.kind == "slash" else action_handler(self.name) is not None
 
 
@@ -91,6 +94,14 @@ def script(config: Config) -> list[Step]:
     ]
     steps += [Step(timedelta(hours=3, minutes=51), role, "action", "signoff_vote", "accepted", f"{role} signs off")
               for role in config.signoff_roles]
+    steps += [  # a short rollout: a phase advanced, a trigger proposed and cancelled
+        Step(timedelta(minutes=5), "commander", "slash", "/rollout", "start", "the rollout's first phase"),
+        Step(timedelta(minutes=30), "commander", "slash", "/rollout", "advance", "gates held: the next phase"),
+        Step(timedelta(hours=2), "commander", "metric", "error_rate", "0.3", "the error rate climbs past 20%"),
+        Step(timedelta(hours=2, minutes=15), "commander", "action", "rollback_cancel", "{rollback}",
+             "the proposed rollback cancelled"),
+        Step(timedelta(hours=2, minutes=16), "commander", "metric", "error_rate", "0.004", "the error rate recovers"),
+    ]
     return sorted(steps + readiness_steps(config), key=lambda s: s.at)
 
 
@@ -150,6 +161,7 @@ class Rehearsal:
         self.t0 = runtime.config.t0
         self.incident: int | None = None
         self.skipped: list[str] = []
+        self.demo_metrics: DemoMetrics | None = None
 
     def label(self, at: datetime) -> str:
         return t_label(at, self.t0) or f"{at:%H:%M}"
@@ -161,7 +173,10 @@ class Rehearsal:
         launch = self.launch()
         with Session(self.runtime.engine) as session:
             user = role_holder(session, launch.id, step.role)  # type: ignore[arg-type]
-        text = step.text.replace("{inc}", str(self.incident or 1))
+        text = step.text.replace("{inc}", str(self.incident or 1)).replace("{rollback}", self.pending_rollback())
+        if step.kind == "metric":
+            self.move_metric(step, at)
+            return
         line = f"{step.name} {text}".strip() if step.kind == "slash" else f":press {step.name} {text}"
         self.console.print(f"\n▶ {self.label(at or self.clock.now())}  @{user or '?'} ({step.role}): {line}   # {step.what}")
         if not step.known:
@@ -182,6 +197,21 @@ class Rehearsal:
         self.pump()
         if result.reply:
             self.console.print(indent(terminal_text(result.reply), f"  (only @{user}) ", "    "))
+
+    def pending_rollback(self) -> str:
+        with Session(self.runtime.engine) as session:
+            found = session.exec(select(Rollback.id).where(Rollback.launch_id == self.launch().id,
+                                                           Rollback.status == "pending")
+                                 .order_by(Rollback.id.desc())).first()  # type: ignore[union-attr]
+        return str(found or 0)
+
+    def move_metric(self, step: Step, at: datetime | None) -> None:
+        """The demo source answers the step's value from now on (a config's own sources are not moved)."""
+        self.console.print(f"\n▶ {self.label(at or self.clock.now())}  {step.name} = {step.text}   # {step.what}")
+        if self.demo_metrics is None:
+            self.console.print("  [rehearsal] the config's own metric sources are read as they are; step skipped")
+            return
+        self.demo_metrics.error_rate = float(step.text)
 
     def launch(self) -> Launch:
         with Session(self.runtime.engine, expire_on_commit=False) as session:
@@ -246,6 +276,7 @@ def run_rehearsal(env: Env, speed: float, start: str, until: str, channel: str |
     launch = config.launch.model_copy(update={"name": name, "t0": t0})
     channels = config.channels.model_copy(update={"war_room": channel, "broadcast": ()}) if channel else config.channels
     config = config.model_copy(update={"launch": launch, "channels": channels, "probes": probes})
+    config, demo_metrics = with_demo_rollout(config)
     url = os.environ.get("DATABASE_URL") or REHEARSAL_DB
     env = dataclasses.replace(env, database_url=url)
     transport: Transport
@@ -262,6 +293,7 @@ def run_rehearsal(env: Env, speed: float, start: str, until: str, channel: str |
                             outbox_workers=1, outbox_pace_s=1.0 if channel else 0.0)
     steps = [s for s in script(config) if start_offset <= s.at < end_offset]
     rehearsal = Rehearsal(runtime, clock, console, t0 + start_offset, t0 + end_offset, steps)
+    rehearsal.demo_metrics = demo_metrics
     launch = rehearsal.launch()
     skip_before(runtime, launch, t0 + start_offset)
     missing = [k for k in TIMER_KINDS if k not in TIMERS] + sorted({s.name for s in steps if not s.known})
@@ -289,6 +321,8 @@ def run_rehearsal(env: Env, speed: float, start: str, until: str, channel: str |
         if probe_server is not None:
             probe_server.shutdown()
             probe_server.server_close()
+        if demo_metrics is not None:
+            demo_metrics.stop()
     export = ("python -m bot export --format ndjson" if url == REHEARSAL_DB
               else f"python -m bot export --format ndjson --launch '{name}'")
     console.print(f"\n[REHEARSAL] finished: {sent} messages, {len(incidents)} incident(s), "

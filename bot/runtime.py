@@ -16,6 +16,7 @@ from bot.config import Env
 from bot.dispatch import Dispatcher
 from bot.exporting import ExportBuilder
 from bot.outbox import Outbox, Transport
+from bot.own_metrics import OwnMetrics
 from bot.scheduler import Scheduler
 from commands.config import Config, load_config
 from commands.render import environment
@@ -35,6 +36,7 @@ class Runtime:
     outbox: Outbox
     scheduler: Scheduler
     started: bool = field(default=False)
+    own_metrics: OwnMetrics | None = None  # GET /metrics (bot/wsgi.py)
 
     def start(self) -> None:
         freeze_heap()
@@ -95,8 +97,10 @@ def build_runtime(env: Env, transport: Transport, *, config: Config | None = Non
     dispatcher = Dispatcher(engine=engine, config=config, clock=clock)
     scheduler = Scheduler(dispatcher, interval=scheduler_interval)
     wire(dispatcher, outbox, scheduler)
+    own_metrics = OwnMetrics(engine, clock)
+    dispatcher.observe, outbox.on_sent = own_metrics.command, own_metrics.delivered
     return Runtime(env=env, config=config, engine=engine, clock=clock, dispatcher=dispatcher, outbox=outbox,
-                   scheduler=scheduler)
+                   scheduler=scheduler, own_metrics=own_metrics)
 
 
 def wire(dispatcher: Dispatcher, outbox: Outbox, scheduler: Scheduler) -> None:

@@ -31,7 +31,8 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from bot.dispatch import Dispatcher
-from bot.flag_webhook import run_rollback_webhooks
+from bot.flag_webhook import run_rollback_webhooks, run_rollout_webhooks
+from bot.metrics_reader import MetricsLoop
 from bot.pagerduty import run_pagerduty_events
 from bot.probes import ProbeLoop
 from bot.statuspage import run_statuspage_updates
@@ -49,7 +50,8 @@ POKE_GAP_S = 0.5  # commits that poke the scheduler look up the next deadline at
 # the deadlines a command sets are minutes away, so being looked up half a second later never makes them late
 # Timer kinds whose work is network I/O: never run inside the claiming transaction by run_due, but by
 # their own runner (a separate job, so a slow remote never delays escalations).
-EDGE_KINDS = frozenset({"rollback_webhook", "probe", "pagerduty_event", "statuspage_update"})  # probe: bot/probes.py
+EDGE_KINDS = frozenset({"rollback_webhook", "probe", "pagerduty_event", "statuspage_update",  # probe: bot/probes.py
+                        "rollout_webhook", "metrics"})  # bot/flag_webhook.py, bot/metrics_reader.py
 TIMER = Timer.__table__  # type: ignore[attr-defined]
 
 
@@ -131,8 +133,8 @@ def _failed(ctx: Context, timer: Timer, exc: Exception) -> None:
     ctx.session.add(timer)
 
 
-OUTSIDE_CALLS = {"rollback_webhook": run_rollback_webhooks, "pagerduty_event": run_pagerduty_events,
-                 "statuspage_update": run_statuspage_updates}
+OUTSIDE_CALLS = {"rollback_webhook": run_rollback_webhooks, "rollout_webhook": run_rollout_webhooks,
+                 "pagerduty_event": run_pagerduty_events, "statuspage_update": run_statuspage_updates}
 
 
 def run_outside_calls(dispatcher: Dispatcher) -> int:
@@ -159,6 +161,7 @@ class Scheduler:
     def __init__(self, dispatcher: Dispatcher, *, interval: float = 1.0) -> None:
         self.dispatcher = dispatcher
         self.probes = ProbeLoop(dispatcher)
+        self.metrics = MetricsLoop(dispatcher)
         self._scheduler = BackgroundScheduler(timezone="UTC")
         self._pass_lock = threading.Lock()
         self._plan_lock = threading.Lock()
@@ -176,6 +179,7 @@ class Scheduler:
         # polls that may outlast their interval (a slow probe site, a slow flag webhook): see _poll
         for job_id, work, every in (("probes", self.probes.run_once, interval),
                                     ("edge-work", lambda: run_outside_calls(dispatcher), interval),
+                                    ("metrics", self.metrics.run_once, interval),
                                     ("forget-requests", lambda: forget_old_requests(dispatcher), 60.0)):
             self._scheduler.add_job(self._poll, "interval", args=(threading.Lock(), work, job_id), seconds=every,
                                     id=job_id, max_instances=2, coalesce=True, misfire_grace_time=None)
@@ -259,7 +263,8 @@ class Scheduler:
     # -- running ---------------------------------------------------------------------
     def run_once(self) -> int:
         """Every kind of due work once, in the calling thread (the shell and the rehearsal drive time)."""
-        return run_due(self.dispatcher) + self.probes.run_once() + run_outside_calls(self.dispatcher)
+        return (run_due(self.dispatcher) + self.probes.run_once() + run_outside_calls(self.dispatcher)
+                + self.metrics.run_once())
 
     def start(self) -> None:
         self._scheduler.start()
@@ -272,3 +277,4 @@ class Scheduler:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         self.probes.close()
+        self.metrics.close()

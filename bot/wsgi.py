@@ -1,5 +1,5 @@
-"""The HTTP app: `POST /slack/events` (commands, events, interactivity), `GET /healthz` and the board
-(`GET /board`, bot/board.py).
+"""The HTTP app: `POST /slack/events` (commands, events, interactivity), `GET /healthz`, `GET /metrics`
+and the board (`GET /board`, bot/board.py).
 
 `app` is the same WSGI app for any WSGI server: `gunicorn bot.wsgi:app`.
 """
@@ -45,6 +45,10 @@ class WarroomApp:
             return _json(start_response, status, body)
         if path in ("/board", "/board.json") or path.startswith("/board/"):
             return self.board(environ, start_response)
+        if path == "/metrics" and environ.get("REQUEST_METHOD") in ("GET", "HEAD") and self.runtime.own_metrics:
+            body, content_type = self.runtime.own_metrics.exposition()  # bot/own_metrics.py
+            start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+            return [body] if environ.get("REQUEST_METHOD") == "GET" else []
         if path == "/slack/events":
             if environ.get("REQUEST_METHOD") != "POST":
                 return _json(start_response, 405, {"error": "POST only"})

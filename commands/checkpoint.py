@@ -33,6 +33,7 @@ from commands.registry import action, slash
 from commands.render import reply
 from commands.roles import COMMANDER, require_commander
 from commands.rollback import request_rollback
+from commands.rollout import advance, figures
 from db.models import AuditEvent, Checkpoint, Incident, OutboxMessage, ProbeResult
 
 USAGE = reply("checkpoint.usage")
@@ -67,6 +68,7 @@ def summary(ctx: Context, since: datetime | None, decisions_after_id: int) -> di
         "by_severity": [(sev, items) for sev, items in by_severity if items],
         "resolved": resolved,
         "probes": probe_figures(ctx),
+        "metrics": figures(ctx),  # readings against the rollout's gates (commands/rollout.py)
         "decisions": decisions_after(ctx, decisions_after_id),
         "since": since,
         "readiness": before_t0_summary(ctx),  # gates not ready, until T0
@@ -186,6 +188,8 @@ def decision_button(ctx: Context, value: str) -> Result:
     newest = latest_checkpoint(ctx)
     if newest is not None and newest.id != checkpoint.id:
         raise CommandError(reply("checkpoint.stale", checkpoint=checkpoint, newest=newest, tz=ctx.tz))
+    if choice == "widen" and ctx.config.rollout.phases:  # an advance: refused, deciding nothing, until the gates held
+        advance(ctx, source="checkpoint")
     checkpoint.choice = choice
     checkpoint.decided_by = ctx.user
     checkpoint.decided_at = ctx.now

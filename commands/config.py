@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from commands import config_rollout
 from commands.config_channels import IncidentChannels
 from commands.config_file import ConfigError, bad, key_path_errors, must, read_yaml, shown
 from commands.config_readiness import Readiness
@@ -306,6 +307,11 @@ class Rollback(_Section):
         return steps
 
 
+# metrics: and rollout: (commands/config_rollout.py), built on the pieces above
+_metrics_and_rollout = config_rollout.sections()
+Metrics, RolloutPlan = _metrics_and_rollout["Metrics"], _metrics_and_rollout["Rollout"]
+
+
 class Gonogo(_Section):
     criteria: tuple[Text, ...] = DEFAULT_GONOGO_CRITERIA
     roles: Voters = ("commander", "eng_oncall", "exec")
@@ -362,6 +368,8 @@ class Config(_Section):
     readiness_remind_before: Duration = timedelta(hours=24)
     paging: Paging = Field(default_factory=Paging)
     status_page: StatusPage = Field(default_factory=StatusPage)
+    metrics: Metrics = Field(default_factory=Metrics)  # type: ignore[valid-type]
+    rollout: RolloutPlan = Field(default_factory=RolloutPlan)  # type: ignore[valid-type]
 
     launch_name = _setting("launch.name")
     timezone = _setting("launch.timezone")
@@ -403,6 +411,7 @@ def parse_config(raw: Any) -> Config:
     roles = raw.get("roles") if isinstance(raw, Mapping) else None
     known = set(STANDARD_ROLES) | ({str(r) for r in roles} if isinstance(roles, Mapping) else set())
     try:
-        return Config.model_validate(raw, context={"roles": known, "probe_names": set()})
+        return Config.model_validate(raw, context={"roles": known, "probe_names": set(),
+                                                        "metric_names": config_rollout.metric_names(raw)})
     except ValidationError as exc:
         raise ConfigError(key_path_errors(exc, Config)) from None

@@ -20,5 +20,6 @@ from commands import (  # noqa: F401
     readiness,
     roles,
     rollback,
+    rollout,
     statuspage,
 )

@@ -22,6 +22,7 @@ from commands.parse import parse_duration
 from commands.readiness import before_t0_summary
 from commands.registry import slash, timer
 from commands.render import reply
+from commands.rollout import figures
 from db.models import Activity, Incident, Launch, ProbeResult, Timer
 
 USAGE = reply("heartbeat.usage")
@@ -159,7 +160,7 @@ def post_heartbeat(ctx: Context, *, late: timedelta | None = None, last: bool = 
     latency = probe_figures(ctx, "latency")
     engaged = engagement(ctx, window)
     post(ctx, launch.war_room, "heartbeat", kind="heartbeat", incidents=incidents,
-         severities=ctx.config.severities, latency=latency, engagement=engaged, window=window,
+         severities=ctx.config.severities, latency=latency, engagement=engaged, window=window, metrics=figures(ctx),
          checkpoint=next_checkpoint(ctx), late=late, last=last, asked_by=asked_by,
          readiness=before_t0_summary(ctx))  # gates not ready, until T0
     record(ctx, "heartbeat.posted", open=len(incidents), engagement=engaged["count"], asked_by=asked_by,

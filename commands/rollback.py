@@ -235,9 +235,10 @@ class WebhookClaim:
 WebhookOutcome = CallOutcome  # what the flag service answered (commands/leases.py)
 
 
-def claim_webhook(ctx: Context, timer_id: int, lease: timedelta) -> WebhookClaim | None:
-    """Take a due webhook timer for `lease` (compare-and-set on due_at); None when another runner has it."""
-    taken = claim_due(ctx, timer_id, WEBHOOK_KIND, lease)
+def claim_webhook(ctx: Context, timer_id: int, lease: timedelta, *, kind: str = WEBHOOK_KIND) -> WebhookClaim | None:
+    """Take a due webhook timer for `lease` (compare-and-set on due_at); None when another runner has it.
+    `kind`: the rollout's phase webhook (commands/rollout.py) is claimed the same way."""
+    taken = claim_due(ctx, timer_id, kind, lease)
     if taken is None:
         return None
     assert taken.subject_id is not None

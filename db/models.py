@@ -280,3 +280,4 @@ class HomeViewer(SQLModel, table=True):
     opened_at: datetime | None = _time(nullable=False, index=True)
     published_at: datetime | None = _time()
     published_hash: str | None = Field(default=None, max_length=64)
+from db.rollout import MetricReading, RolloutPhase, TriggerFiring  # noqa: E402,F401  (the rollout's tables)

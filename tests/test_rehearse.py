@@ -135,3 +135,16 @@ def test_rehearse_then_export_from_the_command_line(tmp_path: Path) -> None:
     assert export.returncode == 0, export.stderr
     lines = [json.loads(line) for line in export.stdout.splitlines()]
     assert {"incident.declared", "incident.acknowledged"} <= {line["kind"] for line in lines}
+
+
+def test_the_rehearsal_plays_a_short_rollout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A phase advanced on its gate, then a trigger proposed and cancelled; the rehearsal still ends by itself."""
+    out, took = rehearse(tmp_path, monkeypatch, speed=200, start="T+0m", until="T+35m")
+    assert "started in phase *pilot*: 5% of the audience" in out
+    assert "advanced from *pilot* to phase *half*: 50% of the audience" in out
+    assert "Metrics: error_rate 0.004 (gate `error_rate < 0.01`: pass)" in out
+    out, took = rehearse(tmp_path, monkeypatch, speed=200, start="T+1h58m", until="T+2h18m")
+    assert took < 30, took
+    assert "*Rollback trigger*: `error_rate > 0.2 for 4m` has held for every reading (latest: 0.3)" in out
+    assert "(only @U0COMMANDER) You cancelled the rollback request; nothing was broadcast." in out
+    assert "Rollback initiated" not in out and "[REHEARSAL] finished" in out

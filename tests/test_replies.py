@@ -60,9 +60,24 @@ def samples(text: str, *, other_branch: bool) -> dict[str, Any]:
         "item": SimpleNamespace(key=text, state=text, owner=text, number=7, done_by=text, done_at=at),  # readiness
         "spans": flag, "part": text,
         "update": SimpleNamespace(state="cancelled" if flag else "sent", decided_by=text, decided_at=at),
+        **rollout_samples(text, at, flag),
         "next_at": at, "tz": "America/Los_Angeles", "length": 5000, "limit": 4000, "number": 7,
         **{name: text for name in ("choice", "command", "commander", "cx", "field", "filename", "key", "local", "message",
                                    "other", "query", "role", "token", "usage", "verb", "what", "word")},
+    }
+
+
+def rollout_samples(text: str, at: datetime, flag: bool) -> dict[str, Any]:
+    """/rollout's values (templates/replies/rollout.j2)."""
+    reading = SimpleNamespace(ok=flag, value=0.5, read_at=at, error=text)
+    return {
+        "row": SimpleNamespace(phase=text, percent=5.0, entered_at=at, entered_by=text, webhook_status=text),
+        "phase": SimpleNamespace(name=text), "next": SimpleNamespace(name=text, percent=50.0) if flag else None,
+        "gates": [{"gate": text, "verdict": "pass" if flag else "failed", "reading": reading,
+                   "since": at if flag else None, "held_for": timedelta(hours=1)}],
+        "held": timedelta(hours=1), "hold_for": timedelta(hours=2) if flag else None,
+        "stale_after": timedelta(minutes=3), "gate": text, "reading": reading, "verdict": "fail" if flag else "stale",
+        "since": at, "held_for": timedelta(hours=1),
     }
 
 

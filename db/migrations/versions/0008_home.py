@@ -1,7 +1,7 @@
 """App Home viewers: who opened the bot's home tab, and what their view last showed
 
 Revision ID: 0008_home
-Revises: 0006_readiness
+Revises: 0007_rollout
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 from db.types import UTCDateTime
 
 revision: str = "0008_home"
-down_revision: str | None = "0006_readiness"
+down_revision: str | None = "0007_rollout"
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 
