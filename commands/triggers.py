@@ -71,7 +71,7 @@ def check(ctx: Context, trigger: Any) -> TriggerFiring | None:
 def fire(ctx: Context, trigger: Any, condition: str, value: float | None) -> Rollback | None:
     action = trigger.action
     existing = active_rollback(ctx)
-    post(ctx, ctx.launch.war_room, "rollback_trigger", kind="rollout.trigger", urgent=True, condition=condition,
+    post(ctx, ctx.launch.war_room, "rollback_trigger", kind="rollback.trigger", urgent=True, condition=condition,
          value=value, action=action, existing=existing,
          commander=role_holder(ctx.session, ctx.launch.id, COMMANDER))  # type: ignore[arg-type]
     if action == "propose":

@@ -26,6 +26,7 @@ from db.rollout import MetricReading
 from tests.conftest import TEST_CONFIG
 from tests.console_helpers import slash
 from tests.harness import Harness
+from tests.times import at
 
 BINARY = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
 ERROR_RATE = 'sum(http_requests_total{code=~"5.."}) / sum(http_requests_total)'
@@ -169,7 +170,7 @@ def test_the_reader_reads_a_real_prometheus_first_sample_and_stores_failures_as_
     assert (readings["broken"].ok, readings["broken"].value) == (False, None)
     assert readings["broken"].error.startswith("query failed: ")  # Prometheus's own parse error
     slash(bot, "/rollout", "start")
-    assert "• `error_rate &lt; 0.01`: *fail* (0.015 at 10:00)" in slash(bot, "/rollout")
+    assert f"• `error_rate &lt; 0.01`: *fail* (0.015 at {at('10:00')})" in slash(bot, "/rollout")
 
 
 def test_prometheus_scrapes_warroom_own_metrics(bot: Harness, prometheus: str) -> None:

@@ -32,6 +32,7 @@ from tests.console_helpers import (
 from tests.flag_server import FlagServer, closed_port_url
 from tests.harness import Harness
 from tests.metrics_server import MetricsServer
+from tests.times import at
 
 ERRORS = 'sum(rate(http_requests_total{code=~"5.."}[5m])) / sum(rate(http_requests_total[5m]))'
 GOOD = {ERRORS: 0.004, "p95_ms": 850.0}
@@ -144,13 +145,13 @@ def test_acceptance_advance_is_refused_until_every_gate_held_for_hold_for(
     minutes(bot, source, 61)  # an hour of good readings
     out = slash(bot, "/rollout", "advance")
     assert out == ("Not advancing: gate `error_rate &lt; 0.01` of phase *pilot* has held for 1h of the 2h it must hold "
-                   "(latest reading: 0.004 at 11:00). Nothing changed.")
+                   f"(latest reading: 0.004 at {at('11:00')}). Nothing changed.")
     assert slash(bot, "/rollout", "advance", user=ENG).startswith("Only the commander can use `/rollout advance`")
     assert len(phases(bot)) == 1 and len(decisions(bot, "rollout")) == 1
     status = slash(bot, "/rollout", user=ENG)  # status: anyone
-    assert status.startswith("*Rollout*: phase *pilot* at 5%, entered 10:00 by <@U0COMMANDER>, held 1h of 2h.")
-    assert "• `error_rate &lt; 0.01`: pass (0.004 at 11:00), holding for 1h" in status
-    assert "• `p95_ms &lt; 1500`: pass (850 at 11:00), holding for 1h" in status
+    assert status.startswith(f"*Rollout*: phase *pilot* at 5%, entered {at('10:00')} by <@U0COMMANDER>, held 1h of 2h.")
+    assert f"• `error_rate &lt; 0.01`: pass (0.004 at {at('11:00')}), holding for 1h" in status
+    assert f"• `p95_ms &lt; 1500`: pass (850 at {at('11:00')}), holding for 1h" in status
     assert "Next: *half* at 50%." in status
     minutes(bot, source, 61)
     assert slash(bot, "/rollout", "advance").startswith("Advanced to phase *half* at 50%")
@@ -168,7 +169,7 @@ def test_a_gate_that_fails_names_itself_and_its_reading(bot: Harness, source: Me
     minutes(bot, source, 121)
     minutes(bot, source, 2, p95_ms=1720.0)  # p95 over seed 000's 1.5 s
     out = slash(bot, "/rollout", "advance")
-    assert out == ("Not advancing: gate `p95_ms &lt; 1500` of phase *pilot* fails (latest reading: 1720 at 12:02). "
+    assert out == (f"Not advancing: gate `p95_ms &lt; 1500` of phase *pilot* fails (latest reading: 1720 at {at('12:02')}). "
                    "Nothing changed.")
     minutes(bot, source, 2, p95_ms=900.0)  # the streak starts again: two minutes is not two hours
     assert "gate `p95_ms &lt; 1500` of phase *pilot* has held for 1m of the 2h" in slash(bot, "/rollout", "advance")
@@ -268,7 +269,7 @@ def test_acceptance_a_propose_trigger_held_for_its_window_posts_the_trigger_and_
     assert "`error_rate &gt; 0.2 for 4m` has held for every reading (latest: 0.3)" in trigger
     assert "<@U0COMMANDER> confirm or cancel the rollback" in trigger
     confirmation = bot.posts(WAR_ROOM)[-1]
-    assert confirmation["text"].startswith(":warning: *Rollback requested* by warroom (a rollback trigger) at 10:04: error_rate &gt; 0.2 for 4m")
+    assert confirmation["text"].startswith(f":warning: *Rollback requested* by warroom (a rollback trigger) at {at('10:04')}: error_rate &gt; 0.2 for 4m")
     assert any(e.get("action_id", "").startswith("rollback_confirm") for b in confirmation["blocks"]
                for e in b.get("elements", []))
     minutes(bot, source, 3)  # the same streak fires once
@@ -293,7 +294,7 @@ def test_acceptance_a_rollback_trigger_rolls_back_at_once_naming_the_condition(
         bot: Harness, source: MetricsServer) -> None:
     minutes(bot, source, 11, error_rate=0.6)
     assert broadcasts(bot, WAR_ROOM) == [
-        "Rollback initiated at 10:10 due to error_rate &gt; 0.5 for 10m. Operators: revert to legacy workflows "
+        f"Rollback initiated at {at('10:10')} due to error_rate &gt; 0.5 for 10m. Operators: revert to legacy workflows "
         "immediately. Follow instructions in Runbook §6."]
     assert len(broadcasts(bot, OPERATORS)) == 1
     assert any("the rollback runs now, without confirmation" in t for t in triggered(bot))
@@ -313,7 +314,7 @@ def test_a_restart_mid_phase_keeps_the_phase_and_its_clock(
     bot.close()
     again = Harness(standin, database_url, config, bot.clock)
     try:
-        assert slash(again, "/rollout").startswith("*Rollout*: phase *pilot* at 5%, entered 10:00")
+        assert slash(again, "/rollout").startswith(f"*Rollout*: phase *pilot* at 5%, entered {at('10:00')}")
         minutes(again, source, 62)
         assert slash(again, "/rollout", "advance").startswith("Advanced to phase *half*")
         assert [p.phase for p in phases(again)] == ["pilot", "half"]
