@@ -187,7 +187,9 @@ def test_prometheus_scrapes_warroom_own_metrics(bot: Harness, prometheus: str) -
     assert float(age["value"][1]) >= 0
     [latency] = query(prometheus, 'warroom_command_seconds_count{command="/rollout"}')
     assert float(latency["value"][1]) == 1
-    failed = {r["metric"]["source"]: float(r["value"][1]) for r in query(prometheus, "warroom_metric_readings_failed_total")}
+    # a scrape may have come between the command and the reading: wait for one after both
+    failed = {r["metric"]["source"]: float(r["value"][1]) for r in wait_for(
+        lambda: query(prometheus, "warroom_metric_readings_failed_total"), "the failed readings")}
     assert failed == {"nothing": 1.0, "broken": 1.0}
     assert float(query(prometheus, "warroom_rollout_percent")[0]["value"][1]) == 5
     timers = query(prometheus, "warroom_timers_due")
