@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlmodel import select
 
-from commands import actions, readiness
+from commands import actions, readiness, rollout
 from commands.authority import locked_launch
 from commands.context import Context, Result, queue, roles_of
 from commands.files import t_label
@@ -92,6 +92,20 @@ def launch_section(ctx: Context) -> dict[str, Any]:
     launch = ctx.launch
     return {"name": launch.name, "rehearsal": launch.rehearsal, "t0": launch.t0, "started_at": launch.started_at,
             "timezone": launch.timezone}
+
+
+@section("rollout")
+def rollout_section(ctx: Context) -> dict[str, Any]:
+    """The phase the launch is in (with its percent and since when) and the next one; nothing configured: {}."""
+    plan = ctx.config.rollout
+    if not plan.phases:
+        return {}
+    assert ctx.launch.id is not None
+    row = rollout.current_phase(ctx.session, ctx.launch.id)
+    upcoming = plan.after(row.phase if row else None)
+    return {"phase": row.phase if row else None, "percent": row.percent if row else None,
+            "entered_at": row.entered_at if row else None,
+            "next": upcoming.name if upcoming else None, "next_percent": upcoming.percent if upcoming else None}
 
 
 @section("incidents")

@@ -457,3 +457,16 @@ def test_check_config_on_the_command_line_prints_each_error_with_its_key_path(tm
     assert "rollout.phases[0].gates[0]: 'p99_ms < 3000' names 'p99_ms'" in out
     assert "rollout.rollback_when[0].when: 'error_rate >> 1' is not a condition" in out
     assert "rollout.phases[2].percent: is required" in out
+
+
+def test_app_home_shows_the_phase_and_the_next_one(bot: Harness, flags: FlagServer) -> None:
+    from tests.test_home import home_opened, publishes, shown, valid
+
+    home_opened(bot, ENG, event_id="EvRollout1")
+    bot.deliver()
+    assert "*Rollout*: not started · next: *pilot* at 5%" in shown(valid(publishes(bot, ENG)[-1]["view"]))
+    slash(bot, "/rollout", "start")
+    home_opened(bot, ENG, event_id="EvRollout2")
+    bot.deliver()
+    text = shown(valid(publishes(bot, ENG)[-1]["view"]))
+    assert f"*Rollout*: phase *pilot* at 5% since {at('10:00')} · next: *half* at 50%" in text

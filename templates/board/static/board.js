@@ -6,7 +6,7 @@
   const token = params.get("token") || "";
   const pollMs = Number(document.body.dataset.pollMs) || 2000;
   const charts = new Map(); // plot key -> uPlot instance
-  const KNOWN = new Set(["launch", "incidents", "readiness", "next", "decisions", "readings"]);
+  const KNOWN = new Set(["launch", "rollout", "incidents", "readiness", "next", "decisions", "readings"]);
   let tz = "UTC";
 
   const $ = (id) => document.getElementById(id);
@@ -88,6 +88,15 @@
         : el("td", "NOT ACKNOWLEDGED", "unacked"));
       rows.appendChild(tr);
     }
+  }
+
+  function drawRollout(data) {
+    const box = $("rollout");
+    if (!data || !Object.keys(data).length) { box.textContent = ""; return; }
+    let text = data.phase ? "Rollout: " + data.phase + " at " + number(data.percent) + "% since " + time(data.entered_at)
+      : "Rollout: not started";
+    text += data.next ? " · next " + data.next + " at " + number(data.next_percent) + "%" : " · the last phase";
+    box.textContent = text;
   }
 
   function drawReadiness(data) {
@@ -222,6 +231,7 @@
     const now = state.clock.now;
     drawLaunch(s.launch, state.clock);
     drawIncidents(s.incidents, now);
+    drawRollout(s.rollout);
     if (s.readiness) drawReadiness(s.readiness);
     drawNext(s.next);
     drawDecisions(s.decisions);
