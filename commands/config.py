@@ -31,7 +31,7 @@ from pydantic import (
 
 from commands import config_rollout
 from commands.config_channels import IncidentChannels
-from commands.config_file import ConfigError, bad, key_path_errors, must, read_yaml, shown
+from commands.config_file import ConfigError, bad, first_use, key_path_errors, must, read_yaml, shown
 from commands.config_readiness import Readiness
 from commands.defaults import (
     DEFAULT_ANNOUNCEMENT,
@@ -259,12 +259,7 @@ class Probe(_Section):
     @field_validator("name")
     @classmethod
     def _one_probe_per_name(cls, name: str, info: ValidationInfo) -> str:
-        # the names seen so far in this file: parse_config gives each validation a fresh set
-        seen = info.context.setdefault("probe_names", set()) if info.context is not None else set()
-        if name in seen:
-            raise bad(f"{shown(name)} is used by another probe")
-        seen.add(name)
-        return name
+        return first_use(name, info, "probe_names", "probe")
 
 
 class Mark(_Section):

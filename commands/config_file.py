@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, ValidationInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -135,3 +135,12 @@ def _section_in(annotation: Any) -> type[BaseModel] | None:
     if get_origin(annotation) is None and isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     return next((s for s in map(_section_in, get_args(annotation)) if s is not None), None)
+
+
+def first_use(name: str, info: ValidationInfo, seen_key: str, what: str) -> str:
+    """`name`, refused if another `what` of this file took it (parse_config gives each validation fresh sets)."""
+    seen = info.context.setdefault(seen_key, set()) if info.context is not None else set()
+    if name in seen:
+        raise bad(f"{shown(name)} is used by another {what}")
+    seen.add(name)
+    return name

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, PlainValidator, ValidationInfo, field_validator, model_validator
 
-from commands.config_file import bad, must, shown
+from commands.config_file import bad, first_use, must, shown
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\Z")
@@ -121,11 +121,7 @@ def sections() -> dict[str, type]:
         @field_validator("name")
         @classmethod
         def _one_source_per_name(cls, name: str, info: ValidationInfo) -> str:
-            seen = info.context.setdefault("source_names", set()) if info.context is not None else set()
-            if name in seen:
-                raise bad(f"{shown(name)} is used by another source")
-            seen.add(name)
-            return name
+            return first_use(name, info, "source_names", "source")
 
         @model_validator(mode="after")
         def _one_kind(self) -> MetricSource:
