@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -13,28 +14,33 @@ from commands.config import Config, Metrics, RolloutPlan
 GOOD_ERROR_RATE = 0.004
 
 
+def serve_json(document: Callable[[], dict[str, Any]], name: str) -> ThreadingHTTPServer:
+    """A local HTTP server answering every GET with `document()` as JSON (the rehearsal's stand-in sites)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = json.dumps(document()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True, name=name).start()
+    return server
+
+
 class DemoMetrics:
     """`GET /metrics.json` answers {"error_rate": <value>}; `error_rate` is set by the rehearsal's script."""
 
     def __init__(self) -> None:
         self.error_rate = GOOD_ERROR_RATE
-        demo = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                body = json.dumps({"error_rate": demo.error_rate}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True, name="rehearsal-metrics").start()
+        self.server = serve_json(lambda: {"error_rate": self.error_rate}, "rehearsal-metrics")
 
     @property
     def url(self) -> str:

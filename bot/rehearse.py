@@ -16,20 +16,19 @@ import logging
 import os
 import re
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from sqlmodel import Session, select
 
 from bot.clock import FastClock
 from bot.config import Env
 from bot.outbox import Transport
-from bot.rehearsal_metrics import DemoMetrics, with_demo_rollout
+from bot.rehearsal_metrics import DemoMetrics, serve_json, with_demo_rollout
 from bot.runtime import Runtime, build_runtime
 from bot.terminal import Console, ShellTransport, indent, terminal_text
 from commands.config import Config, Probe, load_config, offset_of
@@ -118,24 +117,9 @@ def readiness_steps(config: Config) -> list[Step]:
     return steps
 
 
-class _Healthy(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
-        body = b'{"ok": true}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def demo_probes() -> tuple[ThreadingHTTPServer, tuple[Probe, ...]]:
     """With no probes configured: one that answers (a local server) and one that cannot (port 9)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Healthy)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True, name="rehearsal-probe").start()
+    server = serve_json(lambda: {"ok": True}, "rehearsal-probe")
     port = server.server_address[1]
     return server, (
         Probe(name="rehearsal-app", url=f"http://127.0.0.1:{port}/healthz", threshold_ms=300,

@@ -96,3 +96,9 @@ def retry_later(ctx: Context, timer_id: int, outcome: CallOutcome, after: timede
 def backoff(claim: int, *, first: timedelta = timedelta(seconds=30), most: timedelta = timedelta(minutes=5)) -> timedelta:
     """30 s, 1 m, 2 m, 4 m, then every 5 m."""
     return min(first * 2 ** (claim - 1), most)
+
+
+def status_line(outcome: CallOutcome) -> str:
+    """What a call's record keeps of its answer: `HTTP 200`, or `failed: HTTP 503` / `failed: timed out …`."""
+    summary = f"HTTP {outcome.status}" if outcome.status is not None else (outcome.error or "no answer")
+    return (summary if outcome.ok else f"failed: {summary}")[:200]

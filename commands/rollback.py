@@ -25,7 +25,7 @@ from commands.authority import locked_launch
 from commands.context import Context, Result, post, record, role_holder, roles_of
 from commands.decision import log_decision
 from commands.errors import CommandError, Refused
-from commands.leases import CallOutcome, claim_due, finish_due
+from commands.leases import CallOutcome, claim_due, finish_due, status_line
 from commands.registry import action, slash
 from commands.render import render, reply
 from commands.roles import COMMANDER, require_commander
@@ -253,8 +253,7 @@ def record_webhook_outcome(ctx: Context, claim: WebhookClaim, outcome: WebhookOu
         return
     rollback = ctx.session.get(Rollback, claim.rollback_id)
     assert rollback is not None
-    summary = f"HTTP {outcome.status}" if outcome.status is not None else (outcome.error or "no answer")
-    rollback.webhook_status = (summary if outcome.ok else f"failed: {summary}")[:200]
+    rollback.webhook_status = status_line(outcome)
     ctx.session.add(rollback)
     record(ctx, "rollback.webhook", rollback_id=rollback.id, ok=outcome.ok, status=outcome.status,
            error=outcome.error, attempts=outcome.attempts, elapsed_ms=round(outcome.elapsed_ms, 1))

@@ -21,7 +21,7 @@ from commands.config_rollout import Condition
 from commands.context import Context, Result, post, record, role_holder
 from commands.decision import log_decision
 from commands.errors import CommandError
-from commands.leases import finish_due
+from commands.leases import finish_due, status_line
 from commands.metrics import judged, latest_reading, metric_figures, stale_after, streak_since
 from commands.registry import slash
 from commands.render import reply
@@ -210,8 +210,7 @@ def record_phase_webhook(ctx: Context, claim: WebhookClaim, outcome: WebhookOutc
         return
     row = ctx.session.get(RolloutPhase, claim.rollback_id)
     assert row is not None
-    summary = f"HTTP {outcome.status}" if outcome.status is not None else (outcome.error or "no answer")
-    row.webhook_status = (summary if outcome.ok else f"failed: {summary}")[:200]
+    row.webhook_status = status_line(outcome)
     ctx.session.add(row)
     record(ctx, "rollout.webhook", phase=row.phase, percent=row.percent, ok=outcome.ok, status=outcome.status,
            error=outcome.error, attempts=outcome.attempts, elapsed_ms=round(outcome.elapsed_ms, 1))
