@@ -159,10 +159,12 @@ def wait_for(driver: Any, check: Any, timeout: float = 10.0) -> Any:
 
 
 def rows(driver: Any) -> dict[str, str]:
-    from selenium.webdriver.common.by import By
-
-    return {r.get_attribute("data-incident"): r.text for r in driver.find_elements(By.CSS_SELECTOR, "#incident-rows tr")
-            if r.get_attribute("data-incident")}
+    # one script reads the whole table, so a poll that redraws it between two reads cannot leave a stale row
+    return driver.execute_script(
+        "const out = {};"
+        "for (const r of document.querySelectorAll('#incident-rows tr[data-incident]'))"
+        "  out[r.dataset.incident] = r.innerText;"
+        "return out;")
 
 
 @needs_browser
