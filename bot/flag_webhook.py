@@ -19,13 +19,8 @@ from bot.dispatch import Dispatcher
 from bot.outside import lease_for as outside_lease
 from bot.outside import request, run_leased
 from commands.config import Webhook
-from commands.rollback import (
-    WEBHOOK_KIND,
-    WebhookClaim,
-    WebhookOutcome,
-    claim_webhook,
-    record_webhook_outcome,
-)
+from commands.leases import CallOutcome, Lease
+from commands.rollback import WEBHOOK_KIND, claim_webhook, record_webhook_outcome
 from commands.rollout import WEBHOOK_KIND as PHASE_KIND
 from commands.rollout import claim_phase_webhook, record_phase_webhook, with_percent
 
@@ -35,7 +30,7 @@ def lease_for(webhook: Webhook | None) -> timedelta:
     return outside_lease(webhook.timeout if webhook else None, webhook.retries if webhook else 0)
 
 
-def call_webhook(webhook: Webhook, *, key: str, sleep: Callable[[float], None] = time.sleep) -> WebhookOutcome:
+def call_webhook(webhook: Webhook, *, key: str, sleep: Callable[[float], None] = time.sleep) -> CallOutcome:
     """POST (or the configured method) the flag change; retry timeouts, connection errors, 5xx and 429."""
     return request(webhook.method, webhook.url, body=webhook.json,
                    headers={"Idempotency-Key": key, **dict(webhook.headers)},
@@ -47,10 +42,10 @@ def run_rollback_webhooks(dispatcher: Dispatcher) -> int:
     """Call every due flag webhook once. Returns how many this process called."""
     webhook = dispatcher.config.webhook
 
-    def call(claim: WebhookClaim) -> WebhookOutcome:
+    def call(claim: Lease) -> CallOutcome:
         if webhook is None:
-            return WebhookOutcome(ok=False, error="no webhook configured", attempts=0)
-        return call_webhook(webhook, key=f"warroom-rollback-{claim.launch_id}-{claim.rollback_id}")
+            return CallOutcome(ok=False, error="no webhook configured", attempts=0)
+        return call_webhook(webhook, key=f"warroom-rollback-{claim.launch_id}-{claim.subject_id}")
 
     return run_leased(dispatcher, WEBHOOK_KIND, lambda ctx, tid: claim_webhook(ctx, tid, lease_for(webhook)),
                       call, record_webhook_outcome)
@@ -64,10 +59,10 @@ def run_rollout_webhooks(dispatcher: Dispatcher) -> int:
     if webhook is None:  # no phase change queues a webhook then
         return 0
 
-    def call(claimed: tuple[WebhookClaim, float]) -> WebhookOutcome:
+    def call(claimed: tuple[Lease, float]) -> CallOutcome:
         claim, percent = claimed
         return call_webhook(webhook.model_copy(update={"json_": with_percent(webhook.json, percent)}),
-                            key=f"warroom-rollout-{claim.launch_id}-{claim.rollback_id}")
+                            key=f"warroom-rollout-{claim.launch_id}-{claim.subject_id}")
 
     return run_leased(dispatcher, PHASE_KIND, lambda ctx, tid: claim_phase_webhook(ctx, tid, lease_for(webhook)),
                       call, lambda ctx, claimed, outcome: record_phase_webhook(ctx, claimed[0], outcome))

@@ -15,7 +15,6 @@ Only one rollback at a time: while one is pending or done, `/rollback` says so i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 from markupsafe import Markup
@@ -25,7 +24,7 @@ from commands.authority import locked_launch
 from commands.context import Context, Result, post, record, role_holder, roles_of
 from commands.decision import log_decision
 from commands.errors import CommandError, Refused
-from commands.leases import CallOutcome, claim_due, finish_due, status_line
+from commands.leases import CallOutcome, Lease, claim_due, finish_due, status_line
 from commands.registry import action, slash
 from commands.render import render, reply
 from commands.roles import COMMANDER, require_commander
@@ -223,35 +222,18 @@ def step_button(ctx: Context, value: str) -> Result:
 # -- the feature-flag webhook: claimed and recorded here, called at the edge (bot/flag_webhook.py) --------
 
 
-@dataclass(frozen=True)
-class WebhookClaim:
-    timer_id: int
-    rollback_id: int
-    lease_until: object
-    claim: int
-    launch_id: int = 0
-
-
-WebhookOutcome = CallOutcome  # what the flag service answered (commands/leases.py)
-
-
-def claim_webhook(ctx: Context, timer_id: int, lease: timedelta, *, kind: str = WEBHOOK_KIND) -> WebhookClaim | None:
+def claim_webhook(ctx: Context, timer_id: int, lease: timedelta) -> Lease | None:
     """Take a due webhook timer for `lease` (compare-and-set on due_at); None when another runner has it.
-    `kind`: the rollout's phase webhook (commands/rollout.py) is claimed the same way."""
-    taken = claim_due(ctx, timer_id, kind, lease)
-    if taken is None:
-        return None
-    assert taken.subject_id is not None
-    return WebhookClaim(timer_id=timer_id, rollback_id=taken.subject_id, lease_until=taken.lease_until,
-                        claim=taken.claim, launch_id=taken.launch_id)
+    The lease's subject is the rollback."""
+    return claim_due(ctx, timer_id, WEBHOOK_KIND, lease)
 
 
-def record_webhook_outcome(ctx: Context, claim: WebhookClaim, outcome: WebhookOutcome) -> None:
+def record_webhook_outcome(ctx: Context, claim: Lease, outcome: CallOutcome) -> None:
     """What the flag webhook answered: stored, audited, and told to the war room (loudly when it failed)."""
     if finish_due(ctx, claim.timer_id, outcome) is None:  # a runner whose lease had expired finished first: idempotent
-        record(ctx, "rollback.webhook_duplicate", rollback_id=claim.rollback_id, ok=outcome.ok, status=outcome.status)
+        record(ctx, "rollback.webhook_duplicate", rollback_id=claim.subject_id, ok=outcome.ok, status=outcome.status)
         return
-    rollback = ctx.session.get(Rollback, claim.rollback_id)
+    rollback = ctx.session.get(Rollback, claim.subject_id)
     assert rollback is not None
     rollback.webhook_status = status_line(outcome)
     ctx.session.add(rollback)

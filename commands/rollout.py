@@ -3,7 +3,7 @@
 The phase is the newest RolloutPhase row of the launch (it survives restarts; `current_phase`). Entering a
 phase is one transaction: the row, a decision, the war-room post, and a `rollout_webhook` Timer due now.
 The webhook is network I/O, so it is never called here: the runner in bot/flag_webhook.py claims the
-timer with the rollback webhook's lease (`claim_webhook`), calls it with this phase's percent outside
+timer with a lease (commands/leases.py `claim_due`), calls it with this phase's percent outside
 any transaction (`Idempotency-Key` warroom-rollout-<launch>-<phase row>), and `record_phase_webhook`
 posts the outcome. An advance (the command, or the checkpoint's *widen*) is refused until every gate
 of the current phase has held, reading after reading, for the phase's `hold_for`.
@@ -21,12 +21,11 @@ from commands.config_rollout import Condition
 from commands.context import Context, Result, post, record, role_holder
 from commands.decision import log_decision
 from commands.errors import CommandError
-from commands.leases import finish_due, status_line
+from commands.leases import CallOutcome, Lease, claim_due, finish_due, status_line
 from commands.metrics import judged, latest_reading, metric_figures, stale_after, streak_since
 from commands.registry import slash
 from commands.render import reply
 from commands.roles import COMMANDER
-from commands.rollback import WebhookClaim, WebhookOutcome, claim_webhook
 from db.models import Timer
 from db.rollout import RolloutPhase
 
@@ -193,22 +192,22 @@ def with_percent(body: Any, percent: float) -> Any:
     return body
 
 
-def claim_phase_webhook(ctx: Context, timer_id: int, lease: timedelta) -> tuple[WebhookClaim, float] | None:
+def claim_phase_webhook(ctx: Context, timer_id: int, lease: timedelta) -> tuple[Lease, float] | None:
     """The due phase webhook and the percent to send; None when another runner has it."""
-    claim = claim_webhook(ctx, timer_id, lease, kind=WEBHOOK_KIND)
+    claim = claim_due(ctx, timer_id, WEBHOOK_KIND, lease)
     if claim is None:
         return None
-    row = ctx.session.get(RolloutPhase, claim.rollback_id)
+    row = ctx.session.get(RolloutPhase, claim.subject_id)
     assert row is not None
     return claim, row.percent
 
 
-def record_phase_webhook(ctx: Context, claim: WebhookClaim, outcome: WebhookOutcome) -> None:
+def record_phase_webhook(ctx: Context, claim: Lease, outcome: CallOutcome) -> None:
     """What the flag service answered for the phase change: stored, audited, posted (loudly when it failed)."""
     if finish_due(ctx, claim.timer_id, outcome) is None:  # a runner whose lease had expired finished first
-        record(ctx, "rollout.webhook_duplicate", phase_id=claim.rollback_id, ok=outcome.ok, status=outcome.status)
+        record(ctx, "rollout.webhook_duplicate", phase_id=claim.subject_id, ok=outcome.ok, status=outcome.status)
         return
-    row = ctx.session.get(RolloutPhase, claim.rollback_id)
+    row = ctx.session.get(RolloutPhase, claim.subject_id)
     assert row is not None
     row.webhook_status = status_line(outcome)
     ctx.session.add(row)
