@@ -4,6 +4,7 @@ and on PostgreSQL.
 
     python bench/ack.py                                  # both databases, default sizes
     python bench/ack.py --backends sqlite --total-16 2000
+    python bench/ack.py --server gunicorn                # two worker processes (gunicorn -w 2) instead of one
 
 Each request really declares an incident (stored, notification queued, clocks armed; the reply is
 checked for "Declared INC-"); the outbox posts to a Slack stand-in in this process while the load
@@ -24,6 +25,12 @@ from tests.processes import slash_body
 from tests.standin import SlackStandin
 
 FORM = "application/x-www-form-urlencoded"
+# how the bot is served: `python -m bot serve` (one process, waitress), or two gunicorn workers (README)
+SERVERS = {
+    "serve": ("-m", "bot", "serve"),
+    "gunicorn": ("-m", "gunicorn", "-k", "gthread", "-w", "2", "--threads", "16", "--backlog", "256",
+                 "-b", "127.0.0.1:{port}", "bot.wsgi:app"),
+}
 
 
 def body_maker(tag: str) -> object:
@@ -44,7 +51,7 @@ def bench_backend(kind: str, args: argparse.Namespace, workdir: Path) -> None:
     standin = SlackStandin().start()
     with database(kind, workdir) as url:
         bot = BotProcess(database_url=url, api_url=standin.api_url, config_path=bench_config(workdir / "bench.yaml"),
-                         log_path=workdir / f"warroom-{kind}.log")
+                         log_path=workdir / f"warroom-{kind}.log", server=SERVERS[args.server])
         try:
             bot.wait_ready()
             run_load(bot.port, body_maker("warm"), clients=4, total=args.warmup, check=declared)  # type: ignore[arg-type]
@@ -68,6 +75,7 @@ def main() -> int:
     parser.add_argument("--total-16", type=int, default=3000, help="requests at 16 clients")
     parser.add_argument("--burst", type=int, default=1000, help="requests in the burst from 100 connections")
     parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--server", choices=sorted(SERVERS), default="serve")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(f"command: python bench/ack.py {' '.join(sys.argv[1:])}".rstrip())

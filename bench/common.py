@@ -79,9 +79,12 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
 
 
 def cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used so far."""
+    """User + system CPU seconds a process and its live children (gunicorn's workers) have used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = [int(c) for c in children.read_text().split()] if children.exists() else []
+    return own + sum(cpu_s(kid) for kid in kids)
 
 
 def rss_kb(pid: int) -> int:

@@ -38,8 +38,10 @@ class BotProcess:
     `start()` waits until it answers, and starts it again after `kill()` or `stop()` (same port, same log)."""
 
     def __init__(self, *, database_url: str, api_url: str, log_path: Path, config_path: Path | None = None,
-                 extra_env: dict[str, str] | None = None, pythonpath: list[str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, pythonpath: list[str] | None = None,
+                 server: tuple[str, ...] = ("-m", "bot", "serve")) -> None:
         self.port = free_port()
+        self.server = [arg.format(port=self.port) for arg in server]  # python's arguments; {port} is filled in
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "WARROOM_", "DATABASE_URL"))}
@@ -56,7 +58,7 @@ class BotProcess:
 
     def _spawn(self) -> None:
         self._log = open(self.log_path, "ab")  # noqa: SIM115  (closed in stop/kill)
-        self.proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=self.env,
+        self.proc = subprocess.Popen([sys.executable, *self.server], cwd=ROOT, env=self.env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
 
     def start(self, timeout: float = 20.0) -> BotProcess:

@@ -49,7 +49,7 @@ def rollout_config(metrics_url: str, flags_url: str | None, *, retries: int = 1,
     }
     if flags_url:
         rollout["webhook"] = {"url": flags_url, "json": {"percent": "{percent}", "note": "at {percent}%"},
-                              "retries": retries, "timeout": timedelta(milliseconds=300)}
+                              "retries": retries, "timeout": "1s"}
     return {**TEST_CONFIG, "channels": {"war_room": WAR_ROOM, "broadcast": [OPERATORS]},
             "metrics": {"every": "1m", "sources": [
                 {"name": "error_rate", "prometheus": metrics_url, "query": ERRORS},
@@ -327,12 +327,12 @@ def test_a_restart_mid_phase_keeps_the_phase_and_its_clock(
 @pytest.mark.parametrize("trouble, calls, words", [
     ("5xx", 3, "HTTP 503, 3 attempts"),
     ("4xx", 1, "HTTP 404, 1 attempt"),
-    ("slow", 3, "timed out after 0.3s, 3 attempts"),
+    ("slow", 3, "timed out after 1s, 3 attempts"),
 ])
 def test_a_failing_webhook_is_retried_when_it_may_pass_and_shouted(
         bot: Harness, flags: FlagServer, trouble: str, calls: int, words: str) -> None:
     flags.status = {"5xx": 503, "4xx": 404, "slow": 200}[trouble]
-    flags.delay = 1.0 if trouble == "slow" else 0.0
+    flags.delay = 2.0 if trouble == "slow" else 0.0
     slash(bot, "/rollout", "start")
     assert fire_webhooks(bot) == 1
     assert len(flags.calls) == calls

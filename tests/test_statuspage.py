@@ -40,8 +40,7 @@ def config(request: pytest.FixtureRequest, statuspage: StatuspageStandin) -> Con
 
     raw = dict(TEST_CONFIG)
     if request.node.get_closest_marker("no_status_page") is None:
-        raw["status_page"] = {"statuspage": {"url": statuspage.url, "page_id": PAGE, "retries": 1,
-                                             "timeout": timedelta(milliseconds=500)}}
+        raw["status_page"] = {"statuspage": {"url": statuspage.url, "page_id": PAGE, "retries": 1}}
     return parse_config(raw)
 
 
