@@ -33,8 +33,11 @@ C = TypeVar("C")
 
 
 def request(method: str, url: str, *, body: Any, headers: Mapping[str, str], timeout: float, retries: int,
-            service: str, sleep: Callable[[float], None] = time.sleep) -> CallOutcome:
-    """One call, with `retries` more attempts on timeouts, connection errors, 429 and 5xx."""
+            service: str, sleep: Callable[[float], None] = time.sleep,
+            landed: Callable[[], CallOutcome | None] | None = None) -> CallOutcome:
+    """One call, with `retries` more attempts on timeouts, connection errors, 429 and 5xx. `landed`, for a
+    call that is not idempotent: asked before trying again after an attempt that may have taken effect
+    (no answer, or a 5xx); what it finds is the outcome, and the call is not made again."""
     started = time.monotonic()
     status: int | None = None
     error: str | None = None
@@ -44,12 +47,15 @@ def request(method: str, url: str, *, body: Any, headers: Mapping[str, str], tim
         for attempt in range(1, retries + 2):
             try:
                 response = client.request(method, url, json=body, headers=dict(headers))
-            except httpx.TimeoutException:
+            except httpx.TimeoutException as exc:
                 status, error = None, f"timed out after {timeout:g}s"
+                may_have_landed = not isinstance(exc, httpx.ConnectTimeout)
             except httpx.HTTPError as exc:
                 status, error = None, f"{type(exc).__name__}: could not reach {service}"
+                may_have_landed = not isinstance(exc, httpx.ConnectError)
             else:
                 status, error, answer = response.status_code, None, _json_object(response)
+                may_have_landed = status >= 500
                 if 200 <= status < 300:
                     return CallOutcome(ok=True, status=status, attempts=attempt, body=answer,
                                        elapsed_ms=(time.monotonic() - started) * 1000)
@@ -59,6 +65,8 @@ def request(method: str, url: str, *, body: Any, headers: Mapping[str, str], tim
                         extra={"service": service, "attempt": attempt, "status": status, "error": error})
             if attempt <= retries:
                 sleep(min(timeout, MAX_BACKOFF_S, 0.5 * 2 ** (attempt - 1)))
+                if landed is not None and may_have_landed and (found := landed()) is not None:
+                    return replace(found, attempts=attempt, elapsed_ms=(time.monotonic() - started) * 1000)
     retry = status is None or status >= 500 or status == 429
     return CallOutcome(ok=False, status=status, error=error, attempts=attempt, retry=retry, body=answer,
                        elapsed_ms=(time.monotonic() - started) * 1000)

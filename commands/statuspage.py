@@ -6,8 +6,8 @@ id). On confirm (the commander or a `cx` holder), a `statuspage_update` Timer is
 (bot/statuspage.py) claims it with a lease and calls Atlassian Statuspage outside any transaction: the
 incident's first update creates the page incident (`POST /pages/<page_id>/incidents`), later ones update
 it (`PATCH …/incidents/<id>`), in order. Each outcome is stored, on the incident's timeline, and posted in
-its thread. A 429, a 5xx or no answer is tried again later; a crash between a create and its record can
-create the page incident twice (Statuspage's API has no idempotency key): at least once.
+its thread. A 429, a 5xx or no answer is tried again later; Statuspage's API has no idempotency key, so a create
+whose answer was lost is looked for by its name before it is made again (bot/statuspage.py).
 """
 
 from __future__ import annotations
