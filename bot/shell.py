@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.clock import ShiftedClock
 from bot.config import Env
@@ -29,11 +29,13 @@ from bot.scheduler import earliest_due
 from bot.terminal import Console, ShellTransport, block_lines, buttons_of, indent, terminal_text
 from commands.config import load_config
 from commands.context import Result, roster
+from commands.defaults import FIRST_FOLLOW_UP
 from commands.files import t_label
 from commands.parse import USER_ID, format_duration, parse_duration
 from commands.registry import ACTIONS, SLASH, TIMERS
 from commands.setup import launch_for_channel
 from db.models import Activity, Launch
+from db.readiness import ActionItem
 from db.session import transaction
 
 DEFAULT_USER = "U0COMMANDER"
@@ -93,6 +95,14 @@ class Shell:
             "  :press incident_ack 1            press a button shown under a message; :as U0ENG acts as someone else\n"
             "  :advance 10m                     move the clock to see escalations now; :help, :quit"
         )
+
+    def first_follow_up(self) -> None:
+        """On the built-in config's first run, one follow-up action item, opened by the real `/action`."""
+        launch = self.launch()
+        with Session(self.runtime.engine) as session:
+            if session.exec(select(ActionItem.id).where(ActionItem.launch_id == launch.id)).first() is not None:
+                return
+        self.show(lambda: self.runtime.dispatcher.slash("/action", FIRST_FOLLOW_UP, self.user, self.war_room))
 
     # -- doing ----------------------------------------------------------------
     def pump(self) -> None:
@@ -302,6 +312,8 @@ def run_shell(env: Env, *, stdin: TextIO | None = None, stdout: TextIO | None = 
     missing = [k for k in ("escalation", "heartbeat", "mark") if k not in TIMERS]
     try:
         console.print(shell.banner())
+        if env.config_path is None:
+            shell.first_follow_up()
         if missing:
             console.print(f"(this build has no handler yet for timers: {', '.join(missing)})")
         shell.pump()

@@ -63,6 +63,9 @@ DEFAULT_YAML: dict[str, Any] = {
         {"id": "facilitators", "text": "Facilitators confirmed", "owner": "cx", "due": "T-72h"},
     ],
 }
+# the follow-up the shell opens on the built-in config's first run, so a newcomer sees an action item (seed 002)
+FIRST_FOLLOW_UP = ("Stakeholder summary: success metrics, action items with owners and due dates "
+                   "| owner: scribe | due: T+24h")
 DEFAULT_SEVERITIES: dict[str, dict[str, Any]] = {
     "sev1": {"name": "Critical", "ack_within": "5m", "escalate_to": ["commander", "eng_oncall", "exec"], "update_every": "15m"},
     "sev2": {"name": "High", "ack_within": "15m", "escalate_to": ["commander", "eng_oncall"], "update_every": "30m"},

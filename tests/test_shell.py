@@ -198,3 +198,11 @@ def test_transport_shows_threads_updates_channels_and_buttons() -> None:
     assert lines[2].strip() == "[Done] :press rollback_step 3:1   [Go] :press gonogo_vote go   [Hold] :press pick hold"
     assert lines[3].startswith("#war-room       ↳ bot: reply") and lines[4].strip() == "second"
     assert lines[5] == "#C0ELSE       bot (updated): new"
+
+
+def test_the_first_run_on_the_built_in_config_opens_one_follow_up(tmp_path: Path) -> None:
+    first = in_process(tmp_path, ["/action list", ":quit"])
+    assert "Action item *A-1* added by @U0COMMANDER: Stakeholder summary" in first
+    assert "owner scribe (@U0SCRIBE)" in first and "A-1" in after(first, "/action list")
+    again = in_process(tmp_path, [":quit"])  # the same database: nothing more is added
+    assert "added by" not in again and "A-2" not in again
