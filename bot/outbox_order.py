@@ -1,6 +1,8 @@
 """What the outbox sends next: the least that shows the truth, urgent first (ARCHITECTURE rule 7).
 
-A pass reads the routing columns of every pending row (no payloads) and the paces, and plans turns:
+A pass reads the paces, then the routing columns (no payloads) of the pending rows whose channel (or the
+workspace's updates) may send now: a channel resting after its last post is skipped, so under a backlog
+of thousands in the war room a pass reads only what it could send. It plans turns:
 
 - Rows go by rank (`rank`): a rollback's confirmation and broadcast first, whatever is queued (the
   commander must see it within seconds, however many sev1s a flood let through); then the other
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -89,10 +91,11 @@ class Turn:
     supersedes: tuple[int, ...] = ()  # older pending updates of the same message
 
 
-def plan(rows: Sequence[Queued], paces: dict[str, datetime], now: datetime, wall: datetime) -> list[Turn]:
+def plan(rows: Sequence[Queued], paces: dict[str, datetime], now: datetime, wall: datetime,
+         pending_refs: set[str]) -> list[Turn]:
     """The turns that may be taken now, best rank first. `now` is the launch's clock (a row's next attempt),
-    `wall` real time (paces and claims: Slack and the other replicas count on it)."""
-    pending_refs = {r.ref for r in rows if r.ref}
+    `wall` real time (paces and claims: Slack and the other replicas count on it). `pending_refs`: the
+    named messages not posted yet (a reply waits for its parent, an update for its message)."""
     posts: dict[str, list[Queued]] = defaultdict(list)
     for r in rows:
         if r.method != "chat.update" and r.merged_into is None:
@@ -105,11 +108,18 @@ def plan(rows: Sequence[Queued], paces: dict[str, datetime], now: datetime, wall
     return sorted(turns, key=lambda t: (t.rank, t.row.id))
 
 
-def next_free(rows: Sequence[Queued], paces: dict[str, datetime], wall: datetime) -> float | None:
-    """Seconds until the soonest paced key that has rows waiting may send again (the loop sleeps until then)."""
-    keys = {UPDATES if r.method == "chat.update" else r.channel for r in rows}
-    waits = [(paces[k] - wall).total_seconds() for k in keys if k in paces and paces[k] > wall]
+def next_free(paces: dict[str, datetime], wall: datetime) -> float | None:
+    """Seconds until the soonest resting key may send again (the loop sleeps until then, or a commit)."""
+    waits = [(at - wall).total_seconds() for at in paces.values() if at > wall]
     return min(waits) if waits else None
+
+
+def _on_keys(keys: Iterable[str]) -> Any:
+    """The rows whose pace key (their channel, or UPDATES for an update) is one of `keys`."""
+    keys = set(keys)
+    is_update = OutboxMessage.method == "chat.update"
+    posts = and_(~is_update, OutboxMessage.channel.in_(keys - {UPDATES}))  # type: ignore[attr-defined]
+    return or_(posts, is_update) if UPDATES in keys else posts
 
 
 def _channel_turn(queue: list[Queued], pace: datetime | None, pending_refs: set[str], now: datetime,
@@ -215,12 +225,17 @@ class Claim:
 
 def claim_turns(engine: Engine, now: datetime, wall: datetime, room: int, worker: str,
                 claim_for: timedelta) -> tuple[list[Claim], float | None]:
-    """Plan from every pending row's routing columns and the paces, then claim the first `room` turns.
-    Also: seconds until the soonest paced key with rows waiting may send again."""
+    """Plan from the paces and the routing columns of the pending rows that may go now, then claim the
+    first `room` turns. Also: seconds until the soonest resting key may send again."""
+    pending = OutboxMessage.status == "pending"
     with reading(engine) as session:
-        rows = [Queued(*r) for r in session.exec(select(*COLUMNS).where(OutboxMessage.status == "pending"))]
         paces = {p.channel: p.not_before for p in session.exec(select(ChannelPace)).all()}
-    turns = plan(rows, paces, now, wall)[:room]
+        resting = [key for key, at in paces.items() if at > wall]
+        rows = [Queued(*r) for r in session.exec(select(*COLUMNS).where(pending, ~_on_keys(resting)))]
+        waits_for = {r.thread_ref for r in rows if r.thread_ref} | {r.update_ref for r in rows if r.update_ref}
+        pending_refs = set(session.exec(select(OutboxMessage.ref).where(
+            pending, OutboxMessage.ref.in_(waits_for)))) if waits_for else set()  # type: ignore[union-attr]
+    turns = plan(rows, paces, now, wall, pending_refs)[:room]
     claimed = []
     if turns:
         with transaction(engine) as session:
@@ -228,7 +243,7 @@ def claim_turns(engine: Engine, now: datetime, wall: datetime, room: int, worker
                 claim = _take(session, turn, wall, worker, claim_for)
                 if claim is not None:
                     claimed.append(claim)
-    return claimed, next_free(rows, paces, wall)
+    return claimed, next_free(paces, wall)
 
 
 def _take(session: Session, turn: Turn, wall: datetime, worker: str, claim_for: timedelta) -> Claim | None:
