@@ -18,7 +18,7 @@ from datetime import timedelta
 from bot.dispatch import Dispatcher
 from bot.outside import lease_for as outside_lease
 from bot.outside import request, run_leased
-from commands.config import Webhook
+from commands.config_types import Webhook
 from commands.leases import CallOutcome, Lease
 from commands.rollback import WEBHOOK_KIND, claim_webhook, record_webhook_outcome
 from commands.rollout import WEBHOOK_KIND as PHASE_KIND

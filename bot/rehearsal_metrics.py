@@ -9,7 +9,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from commands.config import Config, Metrics, RolloutPlan
+from commands.config import Config
+from commands.config_rollout import Metrics, Rollout
 
 GOOD_ERROR_RATE = 0.004
 
@@ -58,7 +59,7 @@ def with_demo_rollout(config: Config) -> tuple[Config, DemoMetrics | None]:
     demo = DemoMetrics()
     metrics = Metrics.model_validate({"every": "2m", "sources": [  # 2m: light on a fast rehearsal clock
         {"name": "error_rate", "url": demo.url, "json_path": "error_rate", "timeout": "2s"}]})
-    rollout = RolloutPlan.model_validate({
+    rollout = Rollout.model_validate({
         "phases": [{"name": "pilot", "percent": 5, "hold_for": "20m", "gates": ["error_rate < 0.01"]},
                    {"name": "half", "percent": 50, "hold_for": "1h", "gates": ["error_rate < 0.01"]},
                    {"name": "GA", "percent": 100}],

@@ -31,10 +31,11 @@ from bot.outbox import Transport
 from bot.rehearsal_metrics import DemoMetrics, serve_json, with_demo_rollout
 from bot.runtime import Runtime, build_runtime
 from bot.terminal import Console, ShellTransport, indent, terminal_text
-from commands.config import Config, Probe, load_config, offset_of
+from commands.config import Config, Probe, load_config
 from commands.context import Context, Result, role_holder
 from commands.export import export_text
 from commands.files import t_label
+from commands.parse import offset_of
 from commands.registry import SLASH, TIMERS, action_handler
 from db.models import Incident, Launch, OutboxMessage, Rollback, Timer
 from db.session import make_engine, migrate, transaction

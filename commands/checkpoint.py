@@ -24,9 +24,10 @@ from sqlmodel import select
 
 from commands.authority import locked_launch
 from commands.clicks import clicked_id
-from commands.config import NEXT_CHECKPOINT, SEVERITY_KEYS
+from commands.config_types import SEVERITY_KEYS
 from commands.context import Context, Result, post, record, role_holder
 from commands.decision import decisions_after, last_decision_id, log_decision
+from commands.defaults import NEXT_CHECKPOINT
 from commands.errors import CommandError
 from commands.readiness import before_t0_summary
 from commands.registry import action, slash

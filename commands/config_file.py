@@ -1,7 +1,7 @@
 """The launch config as a file: read within its bounds, and its errors worded as the user reads them.
 
 read_yaml stops at 1 MiB, 50 YAML aliases and 64 levels, before anything expands. The checks of
-commands/config.py raise bad(message); key_path_errors gives each error as its key path and that
+commands/config_types.py raise bad(message); key_path_errors gives each error as its key path and that
 message, e.g. `severities.sev1.ack_within: '5 minutes' is not a duration like 5m`, so no pydantic
 wording reaches the user.
 """

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, PlainValidator, model_validator
+from pydantic import AfterValidator, PlainValidator
 
 from commands.config_file import bad, shown
+from commands.config_types import Section
 from commands.parse import USER_ID, format_duration, parse_duration, parse_time
 
 MAX_DUE = timedelta(days=366)
@@ -128,23 +129,14 @@ ItemText = Annotated[str, PlainValidator(_item_text)]
 Flag = Annotated[bool, PlainValidator(_flag)]
 
 
-class ReadinessGate(BaseModel):
+class ReadinessGate(Section):
     """One item of `readiness:`: evidence to be delivered by its owner by its due time."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: ItemId
     text: ItemText
     owner: Owner
     due: DueTime
     critical: Flag = False
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_absent(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {str(k): v for k, v in data.items() if v is not None}
-        return data
 
 
 def _unique_ids(gates: tuple[ReadinessGate, ...]) -> tuple[ReadinessGate, ...]:

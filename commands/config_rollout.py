@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, PlainValidator, ValidationInfo, field_validator, model_validator
 
 from commands.config_file import bad, first_use, must, shown
+from commands.config_types import Duration, Section, Text, Url, Webhook, duration
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\Z")
@@ -75,9 +76,7 @@ def _condition(value: Any, info: ValidationInfo) -> Condition:
 
 
 def _every(value: Any) -> timedelta:
-    from commands.config import _duration
-
-    every = _duration(value)
+    every = duration(value)
     if every < MIN_EVERY and not isinstance(value, timedelta):
         raise bad(f"{shown(value)} is shorter than {MIN_EVERY.total_seconds():g}s")
     return every
@@ -100,91 +99,73 @@ JsonPath = Annotated[str, PlainValidator(must(lambda v: isinstance(v, str) and v
 Action = Annotated[str, PlainValidator(must(lambda v: v in ("propose", "rollback"), "propose or rollback"))]
 
 
-_BUILT: dict[str, type] = {}
+class MetricSource(Section):
+    name: SourceName
+    prometheus: Url | None = None
+    query: Text | None = None
+    url: Url | None = None
+    json_path: JsonPath | None = None
+    timeout: Duration = timedelta(seconds=5)
+
+    @field_validator("name")
+    @classmethod
+    def _one_source_per_name(cls, name: str, info: ValidationInfo) -> str:
+        return first_use(name, info, "source_names", "source")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> MetricSource:
+        if self.prometheus is not None and self.url is not None:
+            raise bad("has both prometheus and url; a source is one or the other")
+        if self.prometheus is not None and self.query is None:
+            raise bad("a prometheus source needs its query")
+        if self.url is not None and self.json_path is None:
+            raise bad("a url source needs its json_path")
+        if self.prometheus is None and self.url is None:
+            raise bad("needs prometheus (with query) or url (with json_path)")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "prometheus" if self.prometheus is not None else "json"
 
 
-def sections() -> dict[str, type]:
-    """The section models, built once on commands.config's own pieces (called by it, after Webhook):
-    this module cannot import commands.config at its top, which imports it."""
-    if _BUILT:
-        return _BUILT
-    from commands.config import Duration, Text, Url, Webhook, _Section
-
-    class MetricSource(_Section):
-        name: SourceName
-        prometheus: Url | None = None
-        query: Text | None = None
-        url: Url | None = None
-        json_path: JsonPath | None = None
-        timeout: Duration = timedelta(seconds=5)
-
-        @field_validator("name")
-        @classmethod
-        def _one_source_per_name(cls, name: str, info: ValidationInfo) -> str:
-            return first_use(name, info, "source_names", "source")
-
-        @model_validator(mode="after")
-        def _one_kind(self) -> MetricSource:
-            if self.prometheus is not None and self.url is not None:
-                raise bad("has both prometheus and url; a source is one or the other")
-            if self.prometheus is not None and self.query is None:
-                raise bad("a prometheus source needs its query")
-            if self.url is not None and self.json_path is None:
-                raise bad("a url source needs its json_path")
-            if self.prometheus is None and self.url is None:
-                raise bad("needs prometheus (with query) or url (with json_path)")
-            return self
-
-        @property
-        def kind(self) -> str:
-            return "prometheus" if self.prometheus is not None else "json"
-
-    class Metrics(_Section):
-        every: Every = timedelta(minutes=1)
-        sources: Annotated[tuple[MetricSource, ...], AfterValidator(
-            must(lambda s: len(s) <= MAX_SOURCES, f"a list of at most {MAX_SOURCES} sources"))] = ()
-
-    class Phase(_Section):
-        name: Annotated[Text, AfterValidator(lambda name: name[:40])]
-        percent: Percent
-        hold_for: Duration | None = None
-        gates: tuple[ConditionText, ...] = ()
-
-    class Trigger(_Section):
-        when: ConditionText
-        for_: Duration = Field(alias="for")
-        action: Action = "propose"
-
-        @property
-        def key(self) -> str:
-            """Names the trigger in the database (a firing is once per trigger and streak)."""
-            return f"{self.when} for {int(self.for_.total_seconds())}s {self.action}"[:120]
-
-    class Rollout(_Section):
-        webhook: Webhook | None = None
-        phases: Annotated[tuple[Phase, ...], AfterValidator(
-            must(lambda p: len(p) <= MAX_PHASES, f"a list of at most {MAX_PHASES} phases"))] = ()
-        rollback_when: tuple[Trigger, ...] = ()
-
-        def phase(self, name: str | None) -> Phase | None:
-            return next((p for p in self.phases if p.name == name), None)
-
-        def after(self, name: str | None) -> Phase | None:
-            """The phase after `name` (None: the first)."""
-            if name is None:
-                return self.phases[0] if self.phases else None
-            names = [p.name for p in self.phases]
-            i = names.index(name) if name in names else len(names)
-            return self.phases[i + 1] if i + 1 < len(self.phases) else None
-
-    _BUILT.update(Metrics=Metrics, Rollout=Rollout, MetricSource=MetricSource, Phase=Phase, Trigger=Trigger)
-    return _BUILT
+class Metrics(Section):
+    every: Every = timedelta(minutes=1)
+    sources: Annotated[tuple[MetricSource, ...], AfterValidator(
+        must(lambda s: len(s) <= MAX_SOURCES, f"a list of at most {MAX_SOURCES} sources"))] = ()
 
 
-def __getattr__(name: str) -> type:
-    """`from commands.config_rollout import Phase` works whichever module is imported first."""
-    if name in ("Metrics", "Rollout", "MetricSource", "Phase", "Trigger"):
-        import commands.config  # noqa: F401  (builds the sections)
+class Phase(Section):
+    name: Annotated[Text, AfterValidator(lambda name: name[:40])]
+    percent: Percent
+    hold_for: Duration | None = None
+    gates: tuple[ConditionText, ...] = ()
 
-        return sections()[name]
-    raise AttributeError(name)
+
+class Trigger(Section):
+    when: ConditionText
+    for_: Duration = Field(alias="for")
+    action: Action = "propose"
+
+    @property
+    def key(self) -> str:
+        """Names the trigger in the database (a firing is once per trigger and streak)."""
+        return f"{self.when} for {int(self.for_.total_seconds())}s {self.action}"[:120]
+
+
+class Rollout(Section):
+    webhook: Webhook | None = None
+    phases: Annotated[tuple[Phase, ...], AfterValidator(
+        must(lambda p: len(p) <= MAX_PHASES, f"a list of at most {MAX_PHASES} phases"))] = ()
+    rollback_when: tuple[Trigger, ...] = ()
+
+    def phase(self, name: str | None) -> Phase | None:
+        return next((p for p in self.phases if p.name == name), None)
+
+    def after(self, name: str | None) -> Phase | None:
+        """The phase after `name` (None: the first)."""
+        if name is None:
+            return self.phases[0] if self.phases else None
+        names = [p.name for p in self.phases]
+        i = names.index(name) if name in names else len(names)
+        return self.phases[i + 1] if i + 1 < len(self.phases) else None

@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 
 from sqlmodel import select
 
-from commands.config import NEXT_CHECKPOINT
 from commands.context import Context, held_roles, post, record, role_holder
+from commands.defaults import NEXT_CHECKPOINT
 from commands.incident import incident_ref
 from commands.paging import page_on_escalation
 from commands.registry import timer

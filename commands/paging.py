@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlmodel import select
 
-from commands.config import STANDARD_ROLES
+from commands.config_types import STANDARD_ROLES
 from commands.context import Context, Result, held_roles, record, role_holder
 from commands.errors import CommandError
 from commands.incident import require_open, require_owner_or_commander, thread

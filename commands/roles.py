@@ -18,7 +18,7 @@ import re
 from sqlmodel import select
 
 from commands.authority import locked_launch
-from commands.config import STANDARD_ROLES
+from commands.config_types import STANDARD_ROLES
 from commands.context import Context, Result, post, record, role_holder, roles_of, roster
 from commands.errors import CommandError, Refused
 from commands.parse import parse_user

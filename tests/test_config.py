@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot.config import Env
-from commands.config import NEXT_CHECKPOINT, ConfigError, load_config, offset_of, parse_config
-from commands.parse import format_duration, parse_duration
+from commands.config import ConfigError, load_config, parse_config
+from commands.defaults import NEXT_CHECKPOINT
+from commands.parse import format_duration, offset_of, parse_duration
 from tests.processes import ROOT
 
 INTERFACE_EXAMPLE = """
