@@ -470,3 +470,28 @@ def test_app_home_shows_the_phase_and_the_next_one(bot: Harness, flags: FlagServ
     bot.deliver()
     text = shown(valid(publishes(bot, ENG)[-1]["view"]))
     assert f"*Rollout*: phase *pilot* at 5% since {at('10:00')} · next: *half* at 50%" in text
+
+
+def test_the_retrospective_shows_the_phases_each_metric_against_its_gates_and_the_triggers(
+        bot: Harness, source: MetricsServer, flags: FlagServer) -> None:
+    from commands.retro import retrospective
+    from db.models import Launch
+
+    slash(bot, "/rollout", "start")
+    fire_webhooks(bot)
+    minutes(bot, source, 2, error_rate=0.004)
+    minutes(bot, source, 1, error_rate=None)  # a failed reading counts as failed, never as a number
+    minutes(bot, source, 11, error_rate=0.6)  # the rollback trigger fires
+    with bot.session() as s:
+        launch = s.exec(select(Launch)).one()
+        md = retrospective(s, launch, bot.config, bot.clock.now())
+    section = md.split("## Rollout and metrics", 1)[1].split("\n## ", 1)[0]
+    first = phases(bot)[0]
+    row = next(line for line in section.splitlines() if line.startswith(f"| {first.phase} |"))
+    assert f"| {first.percent:g}% |" in row and "| @U0COMMANDER (commander) |" in row
+    assert row.endswith("| HTTP 200 |")  # what the flag service answered
+    error_rate = next(line for line in section.splitlines() if line.startswith("| error_rate |"))
+    assert error_rate.startswith("| error_rate | 14 | 1 | 0.004 | 0.6 | 0.6 |")
+    # markdown's own characters escaped, as everywhere in the file
+    assert r"gate error_rate \< 0.01 (pilot)" in error_rate and r"trigger error_rate \> 0.5 for 10m (rollback)" in error_rate
+    assert "Rollback triggers that fired:" in section and r"T+13m error_rate \> 0.5 for 10m (rollback) (reading 0.6): rollback #1" in section
