@@ -16,6 +16,8 @@ import re
 import unicodedata
 from typing import Any
 
+from sqlmodel import select
+
 from commands.context import Context, post, queue, record, role_holder
 from commands.incident import incident_ref, incident_values, room_ref, thread
 from commands.parse import USER_ID
@@ -58,6 +60,16 @@ def invitees(ctx: Context, incident: Incident) -> list[str]:
     roles = ("commander", *ctx.config.severity(incident.severity).escalate_to)
     people = [incident.owner, *(role_holder(ctx.session, ctx.launch.id, role) for role in roles)]
     return list(dict.fromkeys(p for p in people if p and USER_ID.match(p)))  # not "warroom" (a probe's)
+
+
+def role_taken(ctx: Context, role: str, user: str) -> None:
+    """A new holder of a role joins the open channels of the unresolved incidents whose chain includes it."""
+    rooms = ctx.session.exec(select(IncidentChannel).where(
+        IncidentChannel.launch_id == ctx.launch.id, IncidentChannel.status == "open")).all()
+    for room in rooms:
+        incident = ctx.session.get_one(Incident, room.incident_id)
+        if incident.status != "resolved" and role in ("commander", *ctx.config.severity(incident.severity).escalate_to):
+            invite(ctx, incident, user)
 
 
 def invite(ctx: Context, incident: Incident, user: str) -> None:

@@ -21,6 +21,7 @@ from commands.authority import locked_launch
 from commands.config_types import STANDARD_ROLES
 from commands.context import Context, Result, post, record, role_holder, roles_of, roster
 from commands.errors import CommandError, Refused
+from commands.incident_channels import role_taken
 from commands.parse import parse_user
 from commands.registry import slash
 from commands.render import render, reply
@@ -101,6 +102,8 @@ def role_command(ctx: Context, text: str) -> Result:
     ctx.session.add(RoleAssignment(launch_id=ctx.launch.id, role=role, user_id=user, assigned_by=ctx.user,
                                    assigned_at=ctx.now))
     record(ctx, "role.assigned", role=role, user=user, before=before, bootstrap=bootstrap)
+    if user is not None:
+        role_taken(ctx, role, user)
     post(ctx, ctx.launch.war_room, "role_changed", kind="role.changed", role=role, user=user, before=before,
          bootstrap=bootstrap)
     return Result(reply=reply("roles.assigned", role=role, user=user, bootstrap=bootstrap))

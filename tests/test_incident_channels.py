@@ -171,6 +171,22 @@ def test_a_new_owner_is_invited_and_hostile_summaries_make_plain_names(bot: Harn
     assert "U0DEVOPS" in members(bot.standin, room.channel_id or "")
 
 
+def test_a_new_holder_of_a_role_in_the_chain_joins_the_open_channels(bot: Harness) -> None:
+    slash(bot, "/incident", f"sev1 {SUMMARY}")
+    slash(bot, "/incident", "sev1 search is down")
+    slash(bot, "/incident", "resolve INC-2")
+    settle(bot)
+    first, second = rooms(bot)
+    invites = len(bot.standin.calls_to("conversations.invite"))
+    assert "U0NEWENG" not in members(bot.standin, first.channel_id or "")
+    assert slash(bot, "/role", "eng_oncall <@U0NEWENG>").startswith("<@U0NEWENG> is now eng_oncall")
+    slash(bot, "/role", "scribe <@U0NEWSCRIBE>")  # not in a sev1's chain: not invited
+    settle(bot)
+    assert "U0NEWENG" in members(bot.standin, first.channel_id or "")
+    assert "U0NEWENG" not in members(bot.standin, second.channel_id or "")  # its incident is resolved
+    assert len(bot.standin.calls_to("conversations.invite")) == invites + 1
+
+
 def test_a_create_whose_answer_was_lost_is_looked_up_not_made_twice(
         standin: SlackStandin, database_url: str, clock: ManualClock) -> None:
     bot = Harness(standin, database_url, channels_config(), clock, slack_timeout=0.5)
