@@ -24,11 +24,11 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
 from tests import blockkit
+from tests.http_standin import LoopbackServer, Reply, Request
 
 TIER3_PER_WINDOW, TIER3_WINDOW_S = 50, 60.0  # chat.update: 50 a minute per workspace
 
@@ -53,8 +53,11 @@ class Fault:
     times: int | None = 1  # None: forever
 
 
-class SlackStandin:
+class SlackStandin(LoopbackServer):
+    name = "slack-standin"
+
     def __init__(self, *, enforce_pacing: bool = False) -> None:
+        super().__init__()
         self.calls: list[Call] = []
         self.messages: dict[str, list[dict[str, Any]]] = {}
         self.uploads: dict[str, bytes] = {}
@@ -68,54 +71,12 @@ class SlackStandin:
         self.pace_clock = time.monotonic  # what Slack's pace counts on; a test may give it a manual clock
         self._lock = threading.RLock()
         self._ts = 1_700_000_000.0
-        self._server: ThreadingHTTPServer | None = None
         self.socket_url: str | None = None  # apps.connections.open answers it (tests/socket_standin.py sets it)
         self.channels: dict[str, dict[str, Any]] = {}  # conversations.create's, by id (incident channels)
 
-    # -- lifecycle -------------------------------------------------------
-    def start(self) -> SlackStandin:
-        standin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                status, headers, body = standin.handle(self.path, self.headers.get("Content-Type", ""), raw)
-                data = json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Type", "application/json; charset=utf-8")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            do_GET = do_POST  # noqa: N815
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
-                         name="slack-standin").start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def respond(self, request: Request) -> Reply:
+        status, headers, body = self.handle(request.path, request.header("Content-Type"), request.body)
+        return Reply(status, body, headers, content_type="application/json; charset=utf-8")
 
     @property
     def api_url(self) -> str:

@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from tests.harness import SECRET, TOKEN
-from tests.processes import ROOT, free_port
+from tests.http_standin import free_port
+from tests.processes import ROOT
 from tests.standin import SlackStandin
 
 pytestmark = pytest.mark.process

@@ -28,9 +28,8 @@ KEY = "R0UT1NGKEYR0UT1NGKEYR0UT1NGKEY32"  # 32 characters, as PagerDuty's are
 @pytest.fixture
 def pagerduty(monkeypatch: pytest.MonkeyPatch) -> Iterator[PagerDutyStandin]:
     monkeypatch.setenv("PAGERDUTY_ROUTING_KEY", KEY)
-    server = PagerDutyStandin(KEY)
-    yield server
-    server.stop()
+    with PagerDutyStandin(KEY) as server:
+        yield server
 
 
 @pytest.fixture
@@ -166,7 +165,7 @@ def test_a_crash_between_the_send_and_its_record_sends_again_with_the_same_key(
 
 
 def test_a_400_is_reported_in_the_war_room_and_not_retried(bot: Harness, pagerduty: PagerDutyStandin) -> None:
-    pagerduty.fail_next(400, {"status": "invalid event", "message": "Event object is invalid",
+    pagerduty.answer_next(400, {"status": "invalid event", "message": "Event object is invalid",
                               "errors": [f"routing_key {KEY} is not an integration key"]})
     declare(bot)
     slash(bot, "/incident", "page INC-1 eng_oncall")
@@ -185,7 +184,7 @@ def test_a_400_is_reported_in_the_war_room_and_not_retried(bot: Harness, pagerdu
 @pytest.mark.parametrize("status", [429, 503])
 def test_429_and_5xx_are_retried_within_the_call_and_later(bot: Harness, pagerduty: PagerDutyStandin,
                                                            status: int) -> None:
-    pagerduty.fail_next(status, PD_THROTTLED if status == 429 else {}, times=3)
+    pagerduty.answer_next(status, PD_THROTTLED if status == 429 else {}, times=3)
     declare(bot)
     slash(bot, "/incident", "page INC-1 eng_oncall")
     assert send(bot) == 1 and len(pagerduty.calls) == 2  # retries: 1
@@ -194,13 +193,13 @@ def test_429_and_5xx_are_retried_within_the_call_and_later(bot: Harness, pagerdu
     assert send(bot) == 0  # not before its backoff
     bot.clock.advance(timedelta(seconds=30))
     assert send(bot) == 1 and len(pagerduty.calls) == 4
-    assert [c["json"]["dedup_key"] for c in pagerduty.calls] == [key_of(bot)] * 4
+    assert [c.json["dedup_key"] for c in pagerduty.calls] == [key_of(bot)] * 4
     assert len(bot.events("incident.paged")) == 1 and bot.events("incident.page_failed") == []
     assert any("paged through PagerDuty" in t and "after 2 attempts" in t for t in thread_texts(bot))
 
 
 def test_an_acknowledge_waits_for_its_trigger(bot: Harness, pagerduty: PagerDutyStandin) -> None:
-    pagerduty.fail_next(500, times=2)
+    pagerduty.answer_next(500, times=2)
     declare(bot)
     slash(bot, "/incident", "page INC-1 eng_oncall")
     send(bot)  # the trigger failed twice: due again in 30 s
@@ -224,7 +223,7 @@ def test_a_missing_routing_key_is_reported_without_any_call(bot: Harness, pagerd
 def test_the_routing_key_is_never_logged_stored_or_exported(bot: Harness, pagerduty: PagerDutyStandin,
                                                             caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    pagerduty.fail_next(503)
+    pagerduty.answer_next(503)
     declare(bot)
     slash(bot, "/incident", "page INC-1 eng_oncall")
     send(bot)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -23,57 +22,38 @@ from db.session import make_engine
 from tests.clockwork import live_timers, texts
 from tests.conftest import START, TEST_CONFIG
 from tests.harness import Harness
+from tests.http_standin import HttpStandin, Reply, Request
 from tests.standin import SlackStandin
 from tests.times import at
 
 
-class Site:
-    """A local HTTP server whose pages answer as told: `mode[path]` = ok | slow | fail."""
+class Site(HttpStandin):
+    """A local HTTP server whose pages answer as told: `mode[path]` = ok | slow | hang | fail."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.mode: dict[str, str] = {}
-        self.hits: dict[str, int] = {}
         self.sessions: Any = {"active_sessions": 42}
-        site = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
+    @property
+    def url(self) -> str:
+        return self.base_url
 
-            def do_GET(self) -> None:  # noqa: N802
-                path = self.path.split("?")[0]
-                site.hits[path] = site.hits.get(path, 0) + 1
-                mode = site.mode.get(path, "ok")
-                if mode == "slow":
-                    time.sleep(0.25)
-                if mode == "hang":
-                    time.sleep(1.6)
-                status = 500 if mode == "fail" else 200
-                body = json.dumps(site.sessions if path == "/sessions" else {"ok": True}).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+    @property
+    def hits(self) -> dict[str, int]:
+        return dict(Counter(c.path.split("?")[0] for c in self.calls))
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, request: Request) -> Reply:
+        path = request.path.split("?")[0]
+        mode = self.mode.get(path, "ok")
+        return Reply(500 if mode == "fail" else 200, self.sessions if path == "/sessions" else {"ok": True},
+                     delay={"slow": 0.25, "hang": 1.6}.get(mode, 0.0))
 
 
 @pytest.fixture
 def site() -> Iterator[Site]:
-    s = Site()
-    yield s
-    s.stop()
+    with Site() as s:
+        yield s
 
 
 def probe_config(site: Site) -> dict[str, Any]:

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ from db.rollout import MetricReading
 from tests.conftest import TEST_CONFIG
 from tests.console_helpers import slash
 from tests.harness import Harness
+from tests.http_standin import HttpStandin, Reply, Request, free_port
 from tests.times import at
 
 BINARY = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
@@ -41,46 +39,22 @@ def the_binary() -> None:
         pytest.skip(reason)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Exporter:
+class Exporter(HttpStandin):
     """The launch's application, as Prometheus sees it: 200 requests served, 3 of them 500s."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.registry = CollectorRegistry()
         requests = Counter("http_requests", "Requests served", ["code"], registry=self.registry)
         requests.labels("200").inc(197)
         requests.labels("500").inc(3)
-        registry = self.registry
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                body = generate_latest(registry)
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     @property
     def target(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"{host}:{port}"
+        return self.base_url.removeprefix("http://")
 
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, request: Request) -> Reply:
+        return Reply(200, generate_latest(self.registry), content_type="text/plain; version=0.0.4")
 
 
 @pytest.fixture
@@ -106,7 +80,7 @@ def config(prom_port: int) -> Config:
 
 @pytest.fixture
 def prometheus(bot: Harness, prom_port: int, tmp_path: Path) -> Iterator[str]:
-    exporter = Exporter()
+    exporter = Exporter().start()
     warroom = bot.url.removeprefix("http://")
     (tmp_path / "prometheus.yml").write_text(f"""
 global: {{scrape_interval: 1s, evaluation_interval: 1s}}

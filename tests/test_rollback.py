@@ -42,9 +42,8 @@ BROADCAST = (f"Rollback initiated at {at('10:00')} due to checkout errors. Opera
 
 @pytest.fixture
 def flags() -> Iterator[FlagServer]:
-    server = FlagServer()
-    yield server
-    server.stop()
+    with FlagServer() as server:
+        yield server
 
 
 def make_config(url: str | None, *, approvals: int = 1, retries: int = 2) -> Config:
@@ -110,7 +109,7 @@ def test_acceptance_commander_rollback_broadcasts_calls_webhook_once_logs_one_de
     assert fire_webhooks(bot) == 1
     assert fire_webhooks(bot) == 0
     [call] = flags.calls
-    assert call["json"] == {"enabled": False} and call["headers"]["Idempotency-Key"].startswith("warroom-rollback-")
+    assert call.json == {"enabled": False} and call.headers["Idempotency-Key"].startswith("warroom-rollback-")
     assert "Feature-flag webhook answered HTTP 200: the flag is switched off." in texts(bot)
     [d] = decisions(bot)
     assert (d.kind, d.text, d.actor, d.created_at) == ("rollback", "checkout errors", COMMANDER, bot.clock.now())

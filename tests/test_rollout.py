@@ -59,17 +59,15 @@ def rollout_config(metrics_url: str, flags_url: str | None, *, retries: int = 1,
 
 @pytest.fixture
 def source() -> Iterator[MetricsServer]:
-    server = MetricsServer()
-    server.values.update(GOOD)
-    yield server
-    server.stop()
+    with MetricsServer() as server:
+        server.values.update(GOOD)
+        yield server
 
 
 @pytest.fixture
 def flags() -> Iterator[FlagServer]:
-    server = FlagServer()
-    yield server
-    server.stop()
+    with FlagServer() as server:
+        yield server
 
 
 @pytest.fixture
@@ -128,8 +126,8 @@ def test_acceptance_start_calls_the_webhook_with_the_first_phase_percent(bot: Ha
     assert flags.calls == []  # never in the request: the runner calls it
     assert fire_webhooks(bot) == 1 and fire_webhooks(bot) == 0
     [call] = flags.calls
-    assert call["json"] == {"percent": 5, "note": "at 5%"}
-    assert call["headers"]["Idempotency-Key"] == f"warroom-rollout-{phases(bot)[0].launch_id}-{phases(bot)[0].id}"
+    assert call.json == {"percent": 5, "note": "at 5%"}
+    assert call.headers["Idempotency-Key"] == f"warroom-rollout-{phases(bot)[0].launch_id}-{phases(bot)[0].id}"
     assert "Rollout webhook answered HTTP 200: the flag is at 5% (phase pilot)." in texts(bot)
     [d] = decisions(bot, "rollout")
     assert (d.text, d.actor) == ("pilot (5%)", COMMANDER)
@@ -156,7 +154,7 @@ def test_acceptance_advance_is_refused_until_every_gate_held_for_hold_for(
     minutes(bot, source, 61)
     assert slash(bot, "/rollout", "advance").startswith("Advanced to phase *half* at 50%")
     assert fire_webhooks(bot) == 1
-    assert flags.calls[-1]["json"] == {"percent": 50, "note": "at 50%"}
+    assert flags.calls[-1].json == {"percent": 50, "note": "at 50%"}
     assert [p.phase for p in phases(bot)] == ["pilot", "half"]
     assert [d.text for d in decisions(bot, "rollout")] == ["pilot (5%)", "half (50%)"]
     # the new phase's gates count from when it was entered
@@ -228,7 +226,7 @@ def test_the_checkpoints_widen_is_an_advance(bot: Harness, source: MetricsServer
     assert [p.phase for p in phases(bot)] == ["pilot", "half"]
     assert any("advanced from *pilot* to phase *half*" in t and "(the checkpoint's widen)" in t for t in texts(bot))
     fire_webhooks(bot)
-    assert [c["json"]["percent"] for c in flags.calls] == [5, 50]
+    assert [c.json["percent"] for c in flags.calls] == [5, 50]
 
 
 def test_hold_is_a_decision_and_the_commanders(bot: Harness) -> None:
@@ -336,7 +334,7 @@ def test_a_failing_webhook_is_retried_when_it_may_pass_and_shouted(
     slash(bot, "/rollout", "start")
     assert fire_webhooks(bot) == 1
     assert len(flags.calls) == calls
-    assert len({c["headers"]["Idempotency-Key"] for c in flags.calls}) == 1
+    assert len({c.headers["Idempotency-Key"] for c in flags.calls}) == 1
     [shout] = [t for t in texts(bot) if "*The rollout webhook FAILED*" in t]
     assert words in shout and "<@U0ENG> set it by hand" in shout
     assert phases(bot)[0].webhook_status.startswith("failed: ")

@@ -29,9 +29,8 @@ SLOW = "Checkout is slow for some customers"
 @pytest.fixture
 def statuspage(monkeypatch: pytest.MonkeyPatch) -> Iterator[StatuspageStandin]:
     monkeypatch.setenv("STATUSPAGE_API_KEY", KEY)
-    server = StatuspageStandin(PAGE, KEY)
-    yield server
-    server.stop()
+    with StatuspageStandin(PAGE, KEY) as server:
+        yield server
 
 
 @pytest.fixture
@@ -89,9 +88,9 @@ def test_acceptance_nothing_public_until_confirm_then_one_post(bot: Harness, sta
     assert confirm(bot).startswith("Confirmed: the status page update for INC-1 is on its way")
     assert send(bot) == 1 and send(bot) == 0
     [call] = statuspage.calls
-    assert (call["method"], call["path"]) == ("POST", f"/v1/pages/{PAGE}/incidents")
-    assert call["headers"]["Authorization"] == f"OAuth {KEY}"
-    assert call["json"] == {"incident": {"name": SLOW, "status": "investigating", "body": SLOW}}
+    assert (call.method, call.path) == ("POST", f"/v1/pages/{PAGE}/incidents")
+    assert call.headers["Authorization"] == f"OAuth {KEY}"
+    assert call.json == {"incident": {"name": SLOW, "status": "investigating", "body": SLOW}}
     [created] = statuspage.incidents.values()
     assert any(t.startswith(f":globe_with_meridians: Status page updated for INC-1 (investigating): {created['shortlink']}")
                for t in texts(bot))
@@ -116,13 +115,13 @@ def test_later_updates_patch_the_page_incident_in_order(bot: Harness, statuspage
     assert send(bot) == 2
     post, patch = statuspage.calls
     [page_incident] = statuspage.incidents
-    assert post["method"] == "POST"
-    assert (patch["method"], patch["path"]) == ("PATCH", f"/v1/pages/{PAGE}/incidents/{page_incident}")
-    assert patch["json"] == {"incident": {"status": "identified", "body": "A bad deploy; rolling back"}}
+    assert post.method == "POST"
+    assert (patch.method, patch.path) == ("PATCH", f"/v1/pages/{PAGE}/incidents/{page_incident}")
+    assert patch.json == {"incident": {"status": "identified", "body": "A bad deploy; rolling back"}}
     ask(bot, "INC-1 resolved Checkout is back to normal")
     confirm(bot, user=CX)
     send(bot)
-    assert [c["method"] for c in statuspage.calls] == ["POST", "PATCH", "PATCH"]
+    assert [c.method for c in statuspage.calls] == ["POST", "PATCH", "PATCH"]
     assert [u["status"] for u in statuspage.incidents[page_incident]["incident_updates"]] == [
         "resolved", "identified", "investigating"]
 
@@ -214,7 +213,7 @@ def test_a_401_is_reported_naming_the_variable_never_the_key(bot: Harness, statu
 
 
 def test_5xx_is_retried_later_and_sent_once(bot: Harness, statuspage: StatuspageStandin) -> None:
-    statuspage.fail_next(502, times=2)
+    statuspage.answer_next(502, times=2)
     declare(bot)
     ask(bot, f"INC-1 investigating {SLOW}")
     confirm(bot)
@@ -224,7 +223,7 @@ def test_5xx_is_retried_later_and_sent_once(bot: Harness, statuspage: Statuspage
     assert updates(bot)[0].state == "confirmed"
     bot.clock.advance(timedelta(seconds=30))
     assert send(bot) == 1 and send(bot) == 0
-    assert [c["method"] for c in statuspage.calls] == ["POST", "POST", "POST"]
+    assert [c.method for c in statuspage.calls] == ["POST", "POST", "POST"]
     assert len(statuspage.incidents) == 1 and updates(bot)[0].state == "sent"
 
 
@@ -233,7 +232,7 @@ def test_the_cx_holder_asks_and_confirms(bot: Harness, statuspage: StatuspageSta
     assert ask(bot, "INC-1 monitoring A fix is out; watching", user=CX).startswith("The public text is in")
     assert confirm(bot, user=CX).startswith("Confirmed")
     send(bot)
-    assert statuspage.calls[0]["json"]["incident"]["status"] == "monitoring"
+    assert statuspage.calls[0].json["incident"]["status"] == "monitoring"
 
 
 def test_a_rehearsal_never_writes_to_the_public_page(standin: SlackStandin, database_url: str, config: Config,
