@@ -55,11 +55,14 @@ class PagerDutyStandin(HttpStandin):
 
 class StatuspageStandin(HttpStandin):
     """POST /v1/pages/<page_id>/incidents creates (201, the incident's JSON), PATCH …/incidents/<id> updates
-    (200); a missing or wrong `Authorization: OAuth <key>` gets 401 `{"error": "Could not authenticate"}`."""
+    (200), GET …/incidents/unresolved lists the incidents not resolved; a missing or wrong
+    `Authorization: OAuth <key>` gets 401 `{"error": "Could not authenticate"}`. `create_delay`: a create
+    lands at once but is answered that many seconds later (past the client's timeout: its answer is lost)."""
 
     def __init__(self, page_id: str, api_key: str) -> None:
         self.page_id, self.api_key = page_id, api_key
         self.incidents: dict[str, dict[str, Any]] = {}
+        self.create_delay = 0.0
         super().__init__()
 
     @property
@@ -69,6 +72,8 @@ class StatuspageStandin(HttpStandin):
     def answer(self, call: Request) -> Reply:
         if call.header("Authorization") != f"OAuth {self.api_key}":
             return Reply(401, {"error": "Could not authenticate"})
+        if call.method == "GET" and call.path == f"/v1/pages/{self.page_id}/incidents/unresolved":
+            return Reply(200, [i for i in self.incidents.values() if i["status"] != "resolved"])
         match = re.fullmatch(rf"/v1/pages/{self.page_id}/incidents(?:/([a-z0-9]+))?", call.path)
         fields = (call.json or {}).get("incident") if isinstance(call.json, dict) else None
         if match is None or not isinstance(fields, dict):
@@ -80,7 +85,8 @@ class StatuspageStandin(HttpStandin):
                 return Reply(422, {"error": "Name can't be blank"})
             incident_id = make()
             self.incidents[incident_id] = {"id": incident_id, "page_id": self.page_id, "name": fields["name"],
-                                           "shortlink": f"https://stspg.io/{incident_id[:5]}", "incident_updates": []}
+                                           "shortlink": f"https://stspg.io/{incident_id[:5]}", "incident_updates": [],
+                                           "created_at": f"2025-10-16T17:{len(self.incidents):02d}:00.000Z"}
             status = 201
         elif call.method == "PATCH" and incident_id in self.incidents:
             status = 200
@@ -90,4 +96,4 @@ class StatuspageStandin(HttpStandin):
         incident["status"] = fields.get("status")
         incident["incident_updates"].insert(0, {"id": make(), "status": fields.get("status"),
                                                 "body": fields.get("body"), "incident_id": incident_id})
-        return Reply(status, incident)
+        return Reply(status, incident, delay=self.create_delay if status == 201 else 0.0)

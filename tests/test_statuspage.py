@@ -40,6 +40,8 @@ def config(request: pytest.FixtureRequest, statuspage: StatuspageStandin) -> Con
     raw = dict(TEST_CONFIG)
     if request.node.get_closest_marker("no_status_page") is None:
         raw["status_page"] = {"statuspage": {"url": statuspage.url, "page_id": PAGE, "retries": 1}}
+        if request.node.get_closest_marker("short_timeout") is not None:  # below the YAML's smallest, 1s
+            raw["status_page"]["statuspage"]["timeout"] = timedelta(milliseconds=400)
     return parse_config(raw)
 
 
@@ -263,3 +265,36 @@ def test_help_lists_statuspage(bot: Harness) -> None:
     out = slash(bot, "/warroom", "help")
     assert "• `/statuspage` update the public status page for an incident, after a confirmation (commander, cx)" in out
     assert "/incident page INC-7 [role]" in slash(bot, "/incident", "nonsense INC-1")  # the usage after an error
+
+
+@pytest.mark.short_timeout
+def test_a_create_whose_answer_was_lost_is_looked_for_not_made_twice(bot: Harness, statuspage: StatuspageStandin) -> None:
+    statuspage.create_delay = 2.0  # it lands, and answers after the client gave up
+    declare(bot)
+    ask(bot, f"INC-1 investigating {SLOW}")
+    confirm(bot)
+    assert send(bot) == 1
+    assert [(c.method, c.path.rsplit("/", 1)[-1]) for c in statuspage.calls] == [
+        ("POST", "incidents"), ("GET", "unresolved")]
+    [created] = statuspage.incidents.values()
+    [sent] = updates(bot)
+    assert (sent.state, sent.page_incident_id) == ("sent", created["id"])
+    assert any(t.startswith(":globe_with_meridians: Status page updated for INC-1") for t in texts(bot))
+    # the next update patches that one incident
+    statuspage.create_delay = 0.0
+    ask(bot, "INC-1 identified A bad deploy; rolling back")
+    confirm(bot)
+    send(bot)
+    assert (statuspage.calls[-1].method, statuspage.calls[-1].path) == ("PATCH", f"/v1/pages/{PAGE}/incidents/{created['id']}")
+    assert len(statuspage.incidents) == 1
+
+
+@pytest.mark.short_timeout
+def test_a_lost_create_not_found_is_made_again(bot: Harness, statuspage: StatuspageStandin) -> None:
+    statuspage.answer_next(503)  # refused before it landed: nothing to find, the create is made again
+    declare(bot)
+    ask(bot, f"INC-1 investigating {SLOW}")
+    confirm(bot)
+    send(bot)
+    assert [c.method for c in statuspage.calls] == ["POST", "GET", "POST"]
+    assert len(statuspage.incidents) == 1 and updates(bot)[0].state == "sent"
