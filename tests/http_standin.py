@@ -95,13 +95,14 @@ class HttpStandin(LoopbackServer):
     def __init__(self) -> None:
         super().__init__()
         self.calls: list[Request] = []
-        self._script: list[Reply] = []
+        self._script: list[tuple[str | None, Reply]] = []  # (the method it answers, or any), the reply
         self._lock = threading.RLock()  # `answer` runs under it: a stand-in's own state needs no other
 
     def answer_next(self, status: int, body: Any = None, *, headers: Mapping[str, str] | None = None,
-                    delay: float = 0.0, times: int = 1) -> None:
+                    delay: float = 0.0, times: int = 1, method: str | None = None) -> None:
+        """The next `times` requests (of `method` only, when given) get this reply."""
         with self._lock:
-            self._script += [Reply(status, {} if body is None else body, headers or {}, delay)] * times
+            self._script += [(method, Reply(status, {} if body is None else body, headers or {}, delay))] * times
 
     def answer(self, request: Request) -> Reply:
         return Reply(404, {})
@@ -109,7 +110,8 @@ class HttpStandin(LoopbackServer):
     def respond(self, request: Request) -> Reply:
         with self._lock:
             self.calls.append(request)
-            return self._script.pop(0) if self._script else self.answer(request)
+            scripted = next((i for i, (method, _) in enumerate(self._script) if method in (None, request.method)), None)
+            return self._script.pop(scripted)[1] if scripted is not None else self.answer(request)
 
 
 def free_port() -> int:
