@@ -42,7 +42,7 @@ UPDATE_PACE_S = 1.2  # chat.update: Tier 3, about fifty a minute for the workspa
 CLAIM_FOR = timedelta(seconds=60)  # real time; an attempt gives up sending once its claim is this old
 FIRST_BACKOFF_S = 0.5  # after one transient failure; doubling with each one in a row
 MAX_BACKOFF_S = 30.0
-MIN_PASS_S = 0.1  # a pass plans from every pending row: under a burst, ten a second, not one per commit
+MIN_PASS_S = 0.1  # a pass reads and plans the rows that may go now: under a burst, ten a second, not one per commit
 IDLE_WAIT_S = 0.25
 PERMANENT_ERRORS = frozenset({
     "channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_blocks_format",
