@@ -209,6 +209,7 @@ class Rehearsal:
             now = self.clock.now()
             while pending and self.t0 is not None and self.t0 + pending[0].at <= now:
                 step = pending.pop(0)
+                self.pump()  # what fell due before the step (an escalation before its ack) goes first, however late
                 self.act(step, self.t0 + step.at)  # shown at its mark in the script, however late the loop saw it
             self.pump()
             if now >= self.end:
