@@ -14,10 +14,9 @@ from typing import Any
 from sqlmodel import Session, select
 
 from commands.config import Config
-from commands.config_rollout import Trigger
+from commands.config_rollout import Condition, Trigger
 from commands.context import roster
 from commands.files import render_file
-from commands.parse import format_duration
 from db.models import (
     Activity,
     AuditEvent,
@@ -95,7 +94,8 @@ class MetricRow:
     low: float | None
     high: float | None
     last: float | None
-    conditions: list[str]
+    gates: list[tuple[Condition, str]]  # each gate on it, and its phase's name
+    triggers: list[Trigger]
 
 
 @dataclass
@@ -123,7 +123,7 @@ class Retro:
     holders: dict[str, str | None] = field(default_factory=dict)  # role -> holder now (the owners' people)
     phases: list[RolloutPhase] = field(default_factory=list)
     metrics: list[MetricRow] = field(default_factory=list)
-    triggers: list[tuple[TriggerFiring, str]] = field(default_factory=list)  # each firing, and its trigger in words
+    triggers: list[tuple[TriggerFiring, Trigger | None]] = field(default_factory=list)  # None: no longer configured
 
 
 def _mean(values: list[timedelta]) -> timedelta | None:
@@ -188,28 +188,24 @@ def gather(session: Session, launch: Launch, config: Config, now: datetime) -> R
     return retro
 
 
-def _trigger_words(trigger: Trigger) -> str:
-    return f"{trigger.when} for {format_duration(trigger.for_)} ({trigger.action})"
-
-
 def _rollout(session: Session, launch: Launch, config: Config, retro: Retro) -> None:
     """The phases entered, each metric's readings against its gates and triggers, the triggers that fired."""
     retro.phases = list(session.exec(select(RolloutPhase).where(RolloutPhase.launch_id == launch.id)
                                      .order_by(RolloutPhase.position)).all())
     plan = config.rollout
-    words = {t.key: _trigger_words(t) for t in plan.rollback_when}
-    retro.triggers = [(f, words.get(f.trigger, f.trigger)) for f in session.exec(
+    by_key = {t.key: t for t in plan.rollback_when}
+    retro.triggers = [(f, by_key.get(f.trigger)) for f in session.exec(
         select(TriggerFiring).where(TriggerFiring.launch_id == launch.id).order_by(TriggerFiring.fired_at)).all()]  # type: ignore[arg-type]
     for source in config.metrics.sources:
         readings = session.exec(select(MetricReading).where(
             MetricReading.launch_id == launch.id, MetricReading.source == source.name)
             .order_by(MetricReading.read_at, MetricReading.id)).all()  # type: ignore[arg-type]
         values = [r.value for r in readings if r.ok and r.value is not None]
-        conditions = [f"gate {g} ({p.name})" for p in plan.phases for g in p.gates if g.metric == source.name]
-        conditions += [f"trigger {_trigger_words(t)}" for t in plan.rollback_when if t.when.metric == source.name]
-        retro.metrics.append(MetricRow(name=source.name, readings=len(readings), failed=len(readings) - len(values),
-                                       low=min(values, default=None), high=max(values, default=None),
-                                       last=values[-1] if values else None, conditions=conditions))
+        retro.metrics.append(MetricRow(
+            name=source.name, readings=len(readings), failed=len(readings) - len(values),
+            low=min(values, default=None), high=max(values, default=None), last=values[-1] if values else None,
+            gates=[(g, p.name) for p in plan.phases for g in p.gates if g.metric == source.name],
+            triggers=[t for t in plan.rollback_when if t.when.metric == source.name]))
 
 
 def _heartbeats(session: Session, launch: Launch, config: Config, retro: Retro, incidents: Any) -> None:
